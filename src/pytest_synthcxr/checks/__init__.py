@@ -1,0 +1,104 @@
+"""Checks: pure functions of the score table (no I/O, no torch), and their expansion from the spec."""
+
+from __future__ import annotations
+
+from ..cells import Cell
+from ..spec import AuditSpec
+from .base import Check, GroupRate, Result, grid
+from .bias import BiasCheck, describe
+from .hallucination import HallucinationCheck
+from .uncertainty import UncertaintyCheck
+from .validity import ValidityCheck
+
+FAMILIES = ("bias", "validity", "uncertainty", "hallucination")
+
+
+def build_checks(spec: AuditSpec) -> list[Check]:
+    """Expand every spec entry into checks, one per pytest item, in a stable order."""
+    attributes = {"sex": spec.subgroups.sex, "race": spec.subgroups.race}
+    full_grid = grid(attributes, ("sex", "race"))
+    # validity, uncertainty and hallucination share the plain-prompt cells of the full grid
+    population = tuple(Cell(f, g, False) for g in full_grid for f in (*spec.findings, None))
+    checks: list[Check] = []
+    for entry in spec.bias:
+        by = [k for k in ("sex", "race") if k in entry.by]
+        groups = tuple(grid(attributes, by))
+        reference = tuple((k, spec.subgroups.reference[k]) for k in by if k in spec.subgroups.reference)
+        modes: list[bool | None] = [None] if entry.statistic == "prompt-effect" else [m == "named" for m in entry.prompt]
+        for metric in entry.metric:
+            for finding in entry.findings or spec.findings:
+                for named in modes:
+                    suffix = "-named" if named else ""
+                    checks.append(
+                        BiasCheck(
+                            name=f"{metric}-{entry.statistic}-{finding}-{'*'.join(by)}{suffix}",
+                            samples=entry.samples or spec.samples_per_cell,
+                            threshold=entry.min if entry.statistic == "ratio" else entry.max,  # type: ignore[arg-type]
+                            direction="min" if entry.statistic == "ratio" else "max",
+                            quantity=describe(metric, entry.statistic, finding, by, named),
+                            metric=metric,
+                            statistic=entry.statistic,
+                            finding=finding,
+                            subgroups=groups,
+                            reference=reference,
+                            named=bool(named),
+                            all_findings=tuple(spec.findings),
+                        )
+                    )
+    for v in spec.validity:
+        for finding in v.findings or spec.findings:
+            for metric, bound, direction, what in (
+                ("sensitivity", v.min_sensitivity, "min", "judge sensitivity on images asked for"),
+                ("fpr", v.max_fpr, "max", "false-positive rate on images not asked for"),
+                ("auroc", v.min_auroc, "min", "AUROC of asked vs not asked for"),
+            ):
+                if bound is not None:
+                    checks.append(
+                        ValidityCheck(
+                            name=f"{metric}-{finding}",
+                            samples=v.samples or spec.samples_per_cell,
+                            threshold=bound,
+                            direction=direction,  # type: ignore[arg-type]
+                            quantity=f"{what} {finding}",
+                            metric=metric,  # type: ignore[arg-type]
+                            finding=finding,
+                            population=population,
+                        )
+                    )
+    for u in spec.uncertainty:
+        for finding in u.findings or spec.findings:
+            checks.append(
+                UncertaintyCheck(
+                    name=finding,
+                    samples=u.samples or spec.samples_per_cell,
+                    threshold=u.max_entropy,
+                    direction="max",
+                    quantity=f"mean judge entropy (bits) for {finding}",
+                    finding=finding,
+                    population=population,
+                )
+            )
+    for h in spec.hallucination:
+        for probe in h.probes:
+            checks.append(
+                HallucinationCheck(
+                    name=probe,
+                    samples=h.samples or spec.samples_per_cell,
+                    threshold=h.max_rate,
+                    direction="max",
+                    quantity=f"{probe} detection rate on images not asking for it",
+                    probe=probe,
+                    population=population,
+                )
+            )
+    seen: dict[str, int] = {}
+    for i, check in enumerate(checks):
+        if check.nodename in seen:  # two spec entries expanding to the same item: keep ids unique and stable
+            seen[check.nodename] += 1
+            object.__setattr__(check, "name", f"{check.name}-{seen[check.nodename]}")
+        else:
+            seen[check.nodename] = 0
+    return checks
+
+
+__all__ = ["FAMILIES", "Check", "GroupRate", "Result", "build_checks"]

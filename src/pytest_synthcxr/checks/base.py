@@ -1,0 +1,150 @@
+"""What every check shares: the result record, its one-line message, and score-table helpers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..cells import Cell, subgroup_label
+from ..stats import Direction, Estimate, Outcome, verdict, wilson
+
+#: Judge calls are "positive" above the calibrated operating point, which judges map to 0.5.
+OPERATING_POINT = 0.5
+
+
+def score_column(output: str) -> str:
+    """Column of the score table holding the judge's probability for an output."""
+    return f"p:{output}"
+
+
+@dataclass(frozen=True)
+class GroupRate:
+    """A per-subgroup rate, shown in the report's interval plots."""
+
+    label: str
+    count: int
+    n: int
+    low: float
+    high: float
+
+    @property
+    def value(self) -> float:
+        return self.count / self.n if self.n else float("nan")
+
+
+@dataclass(frozen=True)
+class Result:
+    check: str
+    family: str
+    quantity: str
+    estimate: Estimate
+    threshold: float
+    direction: Direction
+    verdict: Outcome
+    confidence: float
+    detail: str = ""
+    groups: tuple[GroupRate, ...] = ()
+
+    def message(self) -> str:
+        """One line: verdict, estimate, interval, threshold and n."""
+        e = self.estimate
+        bound = "max" if self.direction == "max" else "min"
+        text = (
+            f"{self.verdict}: {self.quantity} = {e.value:.3f} "
+            f"[{self.confidence:.0%} CI {e.low:.3f}, {e.high:.3f}], {bound} {self.threshold:g}, n={e.n}"
+        )
+        return f"{text} ({self.detail})" if self.detail else text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "family": self.family,
+            "quantity": self.quantity,
+            "estimate": _round(self.estimate.value),
+            "low": _round(self.estimate.low),
+            "high": _round(self.estimate.high),
+            "n": self.estimate.n,
+            "threshold": self.threshold,
+            "direction": self.direction,
+            "verdict": self.verdict,
+            "confidence": self.confidence,
+            "detail": self.detail,
+            "groups": [
+                {"label": g.label, "count": g.count, "n": g.n, "rate": _round(g.value), "low": _round(g.low), "high": _round(g.high)}
+                for g in self.groups
+            ],
+        }
+
+
+def _round(x: float) -> float:
+    return round(float(x), 6)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A spec entry expanded into one pytest item: which cells it needs and how it decides."""
+
+    family: ClassVar[str] = ""
+    name: str
+    samples: int
+    threshold: float
+    direction: Direction
+    quantity: str = field(default="", compare=False)
+
+    @property
+    def nodename(self) -> str:
+        return f"{self.family}[{self.name}]"
+
+    def cells(self) -> tuple[Cell, ...]:
+        raise NotImplementedError
+
+    def evaluate(self, table: Any, confidence: float) -> Result:
+        raise NotImplementedError
+
+    def _result(self, estimate: Estimate, confidence: float, detail: str = "", groups: Sequence[GroupRate] = ()) -> Result:
+        return Result(
+            check=self.nodename,
+            family=self.family,
+            quantity=self.quantity,
+            estimate=estimate,
+            threshold=self.threshold,
+            direction=self.direction,
+            verdict=verdict(estimate, self.threshold, self.direction),
+            confidence=confidence,
+            detail=detail,
+            groups=tuple(groups),
+        )
+
+
+def grid(attributes: dict[str, Sequence[str]], by: Iterable[str]) -> list[tuple[tuple[str, str], ...]]:
+    """Subgroups as the cartesian product of the chosen attributes' values (sex before race)."""
+    keys = [k for k in ("sex", "race") if k in set(by)]
+    return [tuple(zip(keys, values)) for values in itertools.product(*(attributes[k] for k in keys))]
+
+
+def rows(table: Any, cells: Iterable[Cell]) -> Any:
+    keys = {c.key for c in cells}
+    return table[table["cell"].isin(keys) & table["valid"]]
+
+
+def positives(table: Any, cells: Iterable[Cell], output: str) -> tuple[int, int]:
+    """(count called positive for `output`, number of valid images) over the cells' rows."""
+    selected = rows(table, cells)
+    return int((selected[score_column(output)].to_numpy() > OPERATING_POINT).sum()), int(len(selected))
+
+
+def group_rate(label: str, count: int, n: int, alpha: float) -> GroupRate:
+    low, high = wilson(count, n, alpha)
+    return GroupRate(label, count, n, low, high)
+
+
+def label(subgroup: tuple[tuple[str, str], ...]) -> str:
+    return subgroup_label(subgroup)
+
+
+def as_array(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=float)

@@ -1,0 +1,79 @@
+"""Bias: TPR and selection rate per subgroup, and their gap, ratio, deviation or prompt effect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..cells import Cell
+from ..stats import Estimate, gap, largest_difference, ratio
+from .base import Check, GroupRate, Result, group_rate, label, positives
+
+Metric = Literal["tpr", "sr"]
+Statistic = Literal["gap", "ratio", "deviation", "prompt-effect"]
+
+
+@dataclass(frozen=True)
+class BiasCheck(Check):
+    family = "bias"
+    metric: Metric = "tpr"
+    statistic: Statistic = "gap"
+    finding: str = ""
+    subgroups: tuple[tuple[tuple[str, str], ...], ...] = ()
+    reference: tuple[tuple[str, str], ...] = ()
+    named: bool = False
+    all_findings: tuple[str, ...] = ()
+
+    def _cells_of(self, subgroup: tuple[tuple[str, str], ...], named: bool) -> tuple[Cell, ...]:
+        if self.metric == "tpr":
+            return (Cell(self.finding, subgroup, named),)
+        # selection rate: every image of the subgroup, whatever its prompt asked for
+        return tuple(Cell(f, subgroup, named) for f in (*self.all_findings, None))
+
+    def cells(self) -> tuple[Cell, ...]:
+        modes = (False, True) if self.statistic == "prompt-effect" else (self.named,)
+        return tuple(c for named in modes for g in self.subgroups for c in self._cells_of(g, named))
+
+    def evaluate(self, table: Any, confidence: float) -> Result:
+        alpha = 1 - confidence
+        if self.statistic == "prompt-effect":
+            return self._prompt_effect(table, confidence)
+        counts = [positives(table, self._cells_of(g, self.named), self.finding) for g in self.subgroups]
+        groups = [group_rate(label(g), c, n, alpha) for g, (c, n) in zip(self.subgroups, counts)]
+        if self.statistic in ("gap", "ratio"):
+            estimate = (gap if self.statistic == "gap" else ratio)([c for c, _ in counts], [n for _, n in counts], alpha)
+            low_g = min(groups, key=lambda g: g.value)
+            high_g = max(groups, key=lambda g: g.value)
+            detail = f"lowest {low_g.label} {low_g.value:.3f}, highest {high_g.label} {high_g.value:.3f}"
+            return self._result(estimate, confidence, detail, groups)
+        # deviation from the reference subgroup
+        ref_index = self.subgroups.index(self.reference)
+        rc, rn = counts[ref_index]
+        others = [i for i in range(len(self.subgroups)) if i != ref_index]
+        estimate, worst = largest_difference([(counts[i][0], counts[i][1], rc, rn) for i in others], alpha)
+        w = groups[others[worst]]
+        detail = f"largest: {w.label} {w.value:.3f} vs reference {groups[ref_index].label} {groups[ref_index].value:.3f}"
+        return self._result(estimate, confidence, detail, groups)
+
+    def _prompt_effect(self, table: Any, confidence: float) -> Result:
+        alpha = 1 - confidence
+        pairs, groups = [], []
+        for g in self.subgroups:
+            cn, nn = positives(table, self._cells_of(g, True), self.finding)
+            cp, np_ = positives(table, self._cells_of(g, False), self.finding)
+            pairs.append((cn, nn, cp, np_))
+            groups += [group_rate(f"{label(g)} (named)", cn, nn, alpha), group_rate(f"{label(g)} (plain)", cp, np_, alpha)]
+        estimate, worst = largest_difference(pairs, alpha)
+        cn, nn, cp, np_ = pairs[worst]
+        detail = f"largest: {label(self.subgroups[worst])} named {cn / nn:.3f} vs plain {cp / np_:.3f}"
+        return self._result(estimate, confidence, detail, groups)
+
+
+def describe(metric: Metric, statistic: Statistic, finding: str, by: list[str], named: bool | None) -> str:
+    what = {"tpr": "TPR", "sr": "selection rate"}[metric]
+    how = {"gap": "gap (max-min)", "ratio": "ratio (min/max)", "deviation": "largest deviation from reference", "prompt-effect": "largest prompt-demographics effect"}[statistic]
+    mode = "" if named is None else (", demographics named in prompt" if named else ", plain prompts")
+    return f"{what} {how} across {'*'.join(by)} for {finding}{mode}"
+
+
+__all__ = ["BiasCheck", "describe", "Estimate", "GroupRate"]

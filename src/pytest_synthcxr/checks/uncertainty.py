@@ -1,0 +1,27 @@
+"""Uncertainty: the judge's mean predictive (binary) entropy per finding, in bits (0 certain, 1 coin-flip)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..cells import Cell
+from ..stats import binary_entropy, mean_bounded
+from .base import Check, Result, rows, score_column
+
+
+@dataclass(frozen=True)
+class UncertaintyCheck(Check):
+    family = "uncertainty"
+    finding: str = ""
+    population: tuple[Cell, ...] = ()
+
+    def cells(self) -> tuple[Cell, ...]:
+        return self.population
+
+    def evaluate(self, table: Any, confidence: float) -> Result:
+        selected = rows(table, self.population)
+        entropy = binary_entropy(selected[score_column(self.finding)].to_numpy())
+        estimate = mean_bounded(entropy, 1 - confidence, (0.0, 1.0))
+        share = float((entropy > 0.5).mean()) if entropy.size else 0.0
+        return self._result(estimate, confidence, f"{share:.1%} of images above 0.5 bits")

@@ -1,0 +1,138 @@
+"""The phantom generator: renders what a prompt asks for, with planted, known faults.
+
+Faults (per preset):
+- omission: probability of leaving out a requested finding, per subgroup when the prompt names
+  sex and race (bias, and the prompt-demographics effect), and a default for plain prompts;
+- hallucination: probability of adding an unrequested finding or probe (e.g. COVID-19);
+- severity and noise ranges: faint findings in noisy images make the judge uncertain.
+Every random draw comes from the image's seed, in a fixed order, so two prompts that differ in
+one word share the same draws (what counterfactual pairs need).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..phantom.render import Scene, render
+from ..prompts import ParsedPrompt, parse_prompt
+from ..vocabulary import FINDINGS, PROBES, SEXES
+
+_ALL = FINDINGS + PROBES
+
+
+@dataclass(frozen=True)
+class PhantomFaults:
+    omission: float = 0.0
+    #: omission when the prompt names this (sex, race); falls back to omission_named_default
+    omission_named: Mapping[str, float] = field(default_factory=dict)  # "female/Hispanic" -> p
+    omission_named_default: float | None = None
+    hallucination: Mapping[str, float] = field(default_factory=dict)
+    severity: tuple[float, float] = (0.8, 1.2)
+    noise: tuple[float, float] = (0.015, 0.025)
+
+    def omission_for(self, parsed: ParsedPrompt) -> float:
+        if not parsed.names_demographics:
+            return self.omission
+        key = f"{parsed.sex}/{parsed.race}"
+        if key in self.omission_named:
+            return self.omission_named[key]
+        return self.omission if self.omission_named_default is None else self.omission_named_default
+
+
+PRESETS: dict[str, PhantomFaults] = {
+    "phantom": PhantomFaults(),
+    # Mirrors the published RoentGen audit (arXiv 2312.06979): with sex and race in the prompt,
+    # TPR about 0.44 for Hispanic women vs 0.64 for White women (0.56 Asian women); about 42% of
+    # images flagged as COVID-19; fainter findings in noisier images (more judge uncertainty).
+    "phantom-biased": PhantomFaults(
+        omission=0.02,
+        omission_named={
+            "female/White": 0.33,
+            "female/Black": 0.36,
+            "female/Asian": 0.41,
+            "female/Hispanic": 0.54,
+            "male/White": 0.22,
+            "male/Black": 0.28,
+            "male/Asian": 0.28,
+            "male/Hispanic": 0.30,
+        },
+        hallucination={"COVID-19": 0.42},
+        severity=(0.45, 1.0),
+        noise=(0.04, 0.07),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What the phantom actually rendered for one prompt and seed (the known truth)."""
+
+    findings: Mapping[str, str | None]
+    omitted: frozenset[str]
+    added: frozenset[str]
+    sex: str
+    age: int
+
+
+class PhantomGenerator:
+    """Procedural CXR generator; `preset` picks the planted faults."""
+
+    def __init__(self, preset: str = "phantom", faults: PhantomFaults | None = None, size: int = 224) -> None:
+        if faults is None and preset not in PRESETS:
+            raise KeyError(preset)
+        self.name = preset
+        self.faults = faults if faults is not None else PRESETS[preset]
+        self.size = size
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"preset": self.name, "size": self.size, "faults": json.loads(json.dumps(asdict(self.faults)))}
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps({"renderer": "phantom-v1", **self.settings}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def plan(self, prompt: str, seed: int) -> tuple[Scene, Drawn, np.random.Generator]:
+        """Decide (without rendering) what this prompt and seed produce."""
+        parsed = parse_prompt(prompt)
+        rng = np.random.default_rng(seed)
+        # fixed number of draws in a fixed order, whatever the prompt says
+        u_omit, u_add = rng.random(len(_ALL)), rng.random(len(_ALL))
+        u_sex, age = rng.random(), int(rng.integers(25, 86))
+        severity = float(rng.uniform(*self.faults.severity))
+        noise = float(rng.uniform(*self.faults.noise))
+        p_omit = self.faults.omission_for(parsed)
+        findings: dict[str, str | None] = {}
+        omitted, added = set(), set()
+        for j, name in enumerate(_ALL):
+            if name in parsed.findings:
+                if u_omit[j] < p_omit:
+                    omitted.add(name)
+                else:
+                    findings[name] = parsed.findings[name]
+            elif name not in parsed.negated and u_add[j] < self.faults.hallucination.get(name, 0.0):
+                added.add(name)
+                findings[name] = None
+        sex = parsed.sex or SEXES[int(u_sex < 0.5)]
+        age = parsed.age if parsed.age is not None else age
+        factor = max((parsed.severity.get(n, 1.0) for n in findings), default=1.0)
+        scene = Scene(findings=findings, sex=sex, age=age, severity=severity * factor, noise=noise)
+        drawn = Drawn(findings, frozenset(omitted), frozenset(added), sex, age)
+        return scene, drawn, np.random.default_rng([seed, 1])
+
+    def draw(self, prompt: str, seed: int) -> tuple[np.ndarray, Drawn]:
+        scene, drawn, rng = self.plan(prompt, seed)
+        return render(scene, rng, self.size), drawn
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+        out = np.empty((len(prompts), self.size, self.size), dtype=np.float32)
+        for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            out[i] = self.draw(prompt, int(seed))[0]
+        return out

@@ -1,0 +1,248 @@
+"""pytest hooks only: options, turning the audit spec into items, and writing the report.
+
+This module is loaded by every pytest run in the environment, so it imports nothing heavy:
+the spec schema, statistics, torch and the report are imported only once an audit is requested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tomllib
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .checks import Check, Result
+    from .session import AuditSession
+
+FAMILY_MARKERS = {
+    "bias": "subgroup disparity checks (TPR, selection rate)",
+    "validity": "does the model draw what it was asked (sensitivity, FPR, AUROC)",
+    "uncertainty": "judge uncertainty (predictive entropy) checks",
+    "hallucination": "out-of-training probe detection (e.g. COVID-19) checks",
+}
+AUDIT_KEY = pytest.StashKey["AuditSession"]()
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class SynthCXRInconclusiveWarning(pytest.PytestWarning):
+    """An audit item whose interval still straddles its threshold after the sample budget."""
+
+
+class AuditFailure(Exception):
+    """A failed (or inconclusive, when configured to fail) audit item; str() is its one-line message."""
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}")
+    return seed
+
+
+def _device(value: str) -> str:
+    if not _DEVICE.match(value):
+        raise argparse.ArgumentTypeError(f"device must be auto, cpu, mps, cuda or cuda:N, got {value!r}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("synthcxr", "synthetic chest X-ray generator audit")
+    options = [
+        ("model", None, "model alias or path to audit (default: 'model' in the spec; none: no audit)"),
+        ("spec", None, "audit spec TOML (default: [tool.synthcxr] in pyproject.toml, else synthcxr.toml in the rootdir, else the built-in spec)"),
+        ("report", None, "write the self-contained HTML audit report here (default: none)"),
+        ("json", None, "write the audit results as JSON here (default: none)"),
+        ("csv", None, "write every sample's judge scores as CSV here (default: none)"),
+        ("seed", _seed, "base seed of every generated sample (default: 'seed' in the spec, else 0)"),
+        ("device", _device, "torch device for generator and judges: auto, cpu, mps, cuda[:N] (default: auto)"),
+    ]
+    for name, kind, help_text in options:
+        group.addoption(f"--synthcxr-{name}", dest=f"synthcxr_{name}", default=None, type=kind, help=help_text)
+        parser.addini(f"synthcxr_{name}", f"ini equivalent of --synthcxr-{name}", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "synthcxr: an item of the synthetic CXR generator audit")
+    for family, text in FAMILY_MARKERS.items():
+        config.addinivalue_line("markers", f"{family}: synthcxr {text}")
+    if config.option.help or getattr(config.option, "version", False):
+        return
+    spec_path = _spec_path(config)
+    model = _setting(config, "model")
+    source = "--synthcxr-model"
+    if model is None:
+        model = _model_in_spec(spec_path)
+        source = f"'model' in {spec_path}"
+    if model is None:
+        return  # nothing asked for: the plugin adds nothing to this run
+    from .models import ModelError, check_model
+    from .session import AuditSession, RunOptions
+    from .spec import SpecError, load_spec
+
+    try:
+        check_model(model, source)
+        loaded = load_spec(spec_path)
+    except (SpecError, ModelError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    seed = _setting(config, "seed", _seed)
+    options = RunOptions(
+        model=model,
+        seed=loaded.spec.seed if seed is None else seed,
+        device=_setting(config, "device", _device) or "auto",
+        report=_path(config, "report"),
+        json=_path(config, "json"),
+        csv=_path(config, "csv"),
+    )
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    log = (lambda line: reporter.write_line(line)) if reporter is not None else None
+    audit = AuditSession(loaded, options, log=log)
+    config.stash[AUDIT_KEY] = audit
+    config.pluginmanager.register(_AuditPlugin(audit), "synthcxr-audit")
+
+
+def _setting(config: pytest.Config, name: str, parse: Any = None) -> Any:
+    value = getattr(config.option, f"synthcxr_{name}", None)
+    if value is None:
+        value = config.getini(f"synthcxr_{name}") or None
+        if value is not None and parse is not None:
+            try:
+                value = parse(value)
+            except argparse.ArgumentTypeError as exc:
+                raise pytest.UsageError(f"synthcxr: ini key synthcxr_{name}: {exc}") from None
+    return value
+
+
+def _path(config: pytest.Config, name: str) -> Path | None:
+    if getattr(config.option, f"synthcxr_{name}", None):
+        return Path(getattr(config.option, f"synthcxr_{name}")).absolute()
+    ini = config.getini(f"synthcxr_{name}")
+    return (config.rootpath / ini) if ini else None
+
+
+def _spec_path(config: pytest.Config) -> Path | None:
+    given = _path(config, "spec")
+    if given is not None:
+        return given
+    from .spec import find_spec_file
+
+    return find_spec_file(config.rootpath)
+
+
+def _model_in_spec(path: Path | None) -> str | None:
+    """'model' from the spec file, read cheaply (full validation happens only if an audit runs)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"synthcxr: {path}: invalid TOML: {exc}") from None
+    table = data.get("tool", {}).get("synthcxr", data if path.name != "pyproject.toml" else {})
+    model = table.get("model") if isinstance(table, dict) else None
+    return model if isinstance(model, str) else None
+
+
+class AuditCollector(pytest.Collector):
+    """Parent of the audit items, so their ids read synthcxr::bias[...]."""
+
+    def collect(self) -> list[pytest.Item]:  # items are created by the audit plugin
+        return []
+
+
+class AuditItem(pytest.Item):
+    def __init__(self, *, check: "Check", audit: "AuditSession", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.audit = audit
+        self.add_marker("synthcxr")
+        self.add_marker(check.family)
+
+    def runtest(self) -> None:
+        result = self.audit.evaluate(self.check)
+        self._record(result)
+        if result.verdict == "pass":
+            return
+        message = result.message()
+        if result.verdict == "fail":
+            raise AuditFailure(message)
+        policy = self.audit.spec.inconclusive
+        if policy == "xfail":
+            pytest.xfail(message)
+        elif policy == "skip":
+            pytest.skip(message)
+        elif policy == "warn":
+            warnings.warn(SynthCXRInconclusiveWarning(f"{self.name}: {message}"), stacklevel=1)
+        else:
+            raise AuditFailure(message)
+
+    def _record(self, result: "Result") -> None:
+        e = result.estimate
+        self.user_properties += [
+            ("verdict", result.verdict),
+            ("estimate", f"{e.value:.6g}"),
+            ("ci_low", f"{e.low:.6g}"),
+            ("ci_high", f"{e.high:.6g}"),
+            ("threshold", f"{result.threshold:g}"),
+            ("n", str(e.n)),
+        ]
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, AuditFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"synthcxr: {self.name}"
+
+
+class _AuditPlugin:
+    """Hooks that only matter while an audit runs (registered by pytest_configure)."""
+
+    def __init__(self, audit: "AuditSession") -> None:
+        self.audit = audit
+        self.written: list[Path] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # tryfirst: added before -k / -m deselection runs, so both apply to audit items
+        parent = AuditCollector.from_parent(session, name="synthcxr", nodeid="synthcxr", path=config.rootpath)
+        items.extend(
+            AuditItem.from_parent(parent, name=check.nodename, check=check, audit=self.audit) for check in self.audit.checks
+        )
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        o = self.audit.options
+        return [f"synthcxr: model {o.model}, spec {self.audit.loaded.display}, seed {o.seed}, {len(self.audit.checks)} checks"]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # runs after interrupts and -x too: whatever finished is written
+        if self.audit.results or self.audit.errors:
+            self.written = self.audit.write_outputs()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.failed and report.nodeid.startswith("synthcxr::"):
+            name = report.nodeid.split("::", 1)[1]
+            if name not in self.audit.results:
+                self.audit.errors[name] = str(report.longrepr).splitlines()[-1] if report.longrepr else "error"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not (self.audit.results or self.audit.errors):
+            return
+        terminalreporter.section("synthcxr audit")
+        counts = self.audit.verdict_counts()
+        terminalreporter.write_line(", ".join(f"{v} {k}" for k, v in counts.items()))
+        stats = self.audit._pool.stats if self.audit._pool is not None else None
+        if stats is not None:
+            terminalreporter.write_line(
+                f"{stats.generated} images generated ({stats.invalid} invalid), "
+                f"generation {stats.generation_seconds:.1f}s, judging {stats.judge_seconds:.1f}s"
+            )
+        for path in self.written:
+            terminalreporter.write_line(f"report written: {path}")

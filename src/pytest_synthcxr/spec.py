@@ -1,0 +1,238 @@
+"""The audit spec: TOML schema (pydantic), where it is found, and one-line errors for bad input.
+
+A spec lives in ``[tool.synthcxr]`` of a pyproject.toml, or at the top level (or under
+``[tool.synthcxr]``) of its own TOML file. Without one, the packaged default spec is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .vocabulary import FINDINGS, PROBES, RACES, SEXES
+
+Finding = Literal[FINDINGS]  # type: ignore[valid-type]
+Probe = Literal[PROBES + FINDINGS]  # type: ignore[valid-type]
+Sex = Literal[SEXES]  # type: ignore[valid-type]
+Race = Literal[RACES]  # type: ignore[valid-type]
+Rate = Field(default=None, ge=0.0, le=1.0)
+
+ERR_MISSING = "synthcxr: spec file not found: {path}"
+ERR_TOML = "synthcxr: {path}: invalid TOML: {error}"
+ERR_NO_TABLE = "synthcxr: {path}: no [tool.synthcxr] table"
+ERR_KEY = "synthcxr: {path}: {key}: {message}"
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; str() is the one line shown to the user."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Subgroups(_Section):
+    sex: list[Sex] = Field(default_factory=lambda: list(SEXES), min_length=1)
+    race: list[Race] = Field(default_factory=lambda: list(RACES), min_length=1)
+    #: subgroup that deviations are measured from
+    reference: dict[Literal["sex", "race"], str] = Field(default_factory=lambda: {"sex": "female", "race": "White"})
+
+    @model_validator(mode="after")
+    def _reference_in_grid(self) -> "Subgroups":
+        for attribute, value in self.reference.items():
+            allowed = getattr(self, attribute)
+            if value not in allowed:
+                raise ValueError(f"reference {attribute}={value!r} is not in subgroups.{attribute} {allowed}")
+        return self
+
+
+class BiasSpec(_Section):
+    metric: list[Literal["tpr", "sr"]] = Field(default_factory=lambda: ["tpr"], min_length=1)
+    statistic: Literal["gap", "ratio", "deviation", "prompt-effect"] = "gap"
+    findings: list[Finding] | None = None
+    by: list[Literal["sex", "race"]] = Field(default_factory=lambda: ["sex", "race"], min_length=1)
+    prompt: list[Literal["plain", "named"]] = Field(default_factory=lambda: ["plain", "named"], min_length=1)
+    max: float | None = Rate
+    min: float | None = Rate
+    samples: int | None = Field(default=None, ge=2, le=1_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_metric(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("metric", "prompt", "by"):
+                if isinstance(data.get(key), str):
+                    data[key] = [data[key]]
+        return data
+
+    @model_validator(mode="after")
+    def _bound(self) -> "BiasSpec":
+        wanted = "min" if self.statistic == "ratio" else "max"
+        other = "max" if wanted == "min" else "min"
+        if getattr(self, wanted) is None or getattr(self, other) is not None:
+            raise ValueError(f"statistic {self.statistic!r} takes a bound '{wanted}' (and not '{other}')")
+        return self
+
+
+class ValiditySpec(_Section):
+    findings: list[Finding] | None = None
+    min_sensitivity: float | None = Rate
+    max_fpr: float | None = Rate
+    min_auroc: float | None = Rate
+    samples: int | None = Field(default=None, ge=2, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "ValiditySpec":
+        if self.min_sensitivity is None and self.max_fpr is None and self.min_auroc is None:
+            raise ValueError("give at least one of min_sensitivity, max_fpr, min_auroc")
+        return self
+
+
+class UncertaintySpec(_Section):
+    findings: list[Finding] | None = None
+    max_entropy: float = Field(ge=0.0, le=1.0)
+    samples: int | None = Field(default=None, ge=2, le=1_000_000)
+
+
+class HallucinationSpec(_Section):
+    probes: list[Probe] = Field(default_factory=lambda: list(PROBES), min_length=1)
+    max_rate: float = Field(ge=0.0, le=1.0)
+    samples: int | None = Field(default=None, ge=2, le=1_000_000)
+
+
+class AuditSpec(_Section):
+    model: str | None = None
+    judge: Literal["phantom"] = "phantom"
+    seed: int = Field(default=0, ge=0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    samples_per_cell: int = Field(default=100, ge=2, le=1_000_000)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    findings: list[Finding] = Field(default_factory=lambda: list(FINDINGS), min_length=1)
+    inconclusive: Literal["fail", "xfail", "skip", "warn"] = "fail"
+    thumbnails: int = Field(default=2, ge=0, le=16)
+    subgroups: Subgroups = Field(default_factory=Subgroups)
+    bias: list[BiasSpec] = Field(default_factory=list)
+    validity: list[ValiditySpec] = Field(default_factory=list)
+    uncertainty: list[UncertaintySpec] = Field(default_factory=list)
+    hallucination: list[HallucinationSpec] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables_or_arrays(cls, data: Any) -> Any:
+        # accept [tool.synthcxr.validity] (one table) as well as [[tool.synthcxr.validity]] (array)
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("bias", "validity", "uncertainty", "hallucination"):
+                if isinstance(data.get(key), dict):
+                    data[key] = [data[key]]
+        return data
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec and where it came from (for the report header and error messages)."""
+
+    spec: AuditSpec
+    path: Path | None  # None: the packaged default
+    table: str  # "[tool.synthcxr]" or "" (top level)
+    sha256: str
+
+    @property
+    def display(self) -> str:
+        return str(self.path) if self.path else "<built-in default spec>"
+
+
+def default_spec_text() -> str:
+    return resources.files("pytest_synthcxr").joinpath("default_spec.toml").read_text(encoding="utf-8")
+
+
+def find_spec_file(rootdir: Path) -> Path | None:
+    """pyproject.toml with a [tool.synthcxr] table, else synthcxr.toml, in the rootdir."""
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            if "synthcxr" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}):
+                return pyproject
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            pass  # not ours to complain about unless it holds our table
+    candidate = rootdir / "synthcxr.toml"
+    return candidate if candidate.is_file() else None
+
+
+def read_raw(path: Path | None) -> tuple[dict[str, Any], str, bytes]:
+    """The spec's table as a dict, the table name, and the file's bytes (for hashing)."""
+    if path is None:
+        text = default_spec_text()
+        data, shown = tomllib.loads(text), "<built-in default spec>"
+        raw = text.encode()
+    else:
+        if not path.is_file():
+            raise SpecError(ERR_MISSING.format(path=path))
+        raw = path.read_bytes()
+        shown = str(path)
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(ERR_TOML.format(path=shown, error=exc)) from exc
+    tool = data.get("tool", {})
+    if isinstance(tool, dict) and "synthcxr" in tool:
+        return tool["synthcxr"], "tool.synthcxr", raw
+    if path is not None and path.name == "pyproject.toml":
+        raise SpecError(ERR_NO_TABLE.format(path=shown))
+    return data, "", raw
+
+
+def load_spec(path: Path | None) -> LoadedSpec:
+    data, table, raw = read_raw(path)
+    shown = str(path) if path else "<built-in default spec>"
+    try:
+        spec = AuditSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_one_line(exc, shown, table)) from None
+    return LoadedSpec(spec, path, table, hashlib.sha256(raw).hexdigest())
+
+
+def _one_line(exc: ValidationError, shown: str, table: str) -> str:
+    """The first validation error as 'file: key: what is wrong (allowed: ...)'."""
+    error = exc.errors(include_url=False)[0]
+    loc = error["loc"]
+    key = table
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif not str(part).startswith(("literal[", "list[", "function-")):
+            key += f".{part}" if key else str(part)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        message = f"unknown key; allowed keys: {', '.join(allowed)}"
+    elif error["type"] == "literal_error":
+        message = f"{message} (got {error.get('input')!r})"
+    elif error["type"] not in ("value_error", "missing"):
+        message = f"{message} (got {error.get('input')!r})"
+    message = message.removeprefix("Value error, ")
+    return ERR_KEY.format(path=shown, key=key or "(top level)", message=message)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = AuditSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
+            inner = getattr(candidate, "__args__", (candidate,))[0] if hasattr(candidate, "__args__") else candidate
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                model = inner
+                break
+    return sorted(model.model_fields)

@@ -1,0 +1,159 @@
+"""Intervals and verdicts: pure functions of counts and scores, no pytest, no I/O.
+
+Fixed-sample intervals at level 1 - alpha:
+- one proportion: Wilson score (statsmodels ``proportion_confint``);
+- a difference of two proportions: Newcombe's hybrid score (statsmodels ``confint_proportions_2indep``);
+- gap (max - min) and ratio (min / max) across k subgroups: each subgroup gets a Wilson interval at
+  alpha / k (Bonferroni), so all k hold at once with probability >= 1 - alpha, and the gap's or
+  ratio's interval is the range it takes over that box;
+- largest absolute difference among m pairs: Newcombe at alpha / m, same argument;
+- mean of a score in [0, 1]: Student t (scipy), clipped to [0, 1];
+- AUROC: Mann-Whitney U (scipy) with the Hanley-McNeil standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Direction = Literal["max", "min"]
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its interval and the number of samples behind it."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+
+def wilson(count: int, nobs: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for a proportion."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if nobs == 0:
+        return 0.0, 1.0
+    low, high = proportion_confint(count, nobs, alpha=alpha, method="wilson")
+    return float(max(0.0, low)), float(min(1.0, high))
+
+
+def proportion(count: int, nobs: int, alpha: float = 0.05) -> Estimate:
+    low, high = wilson(count, nobs, alpha)
+    return Estimate(count / nobs if nobs else math.nan, low, high, nobs)
+
+
+def newcombe(count1: int, nobs1: int, count2: int, nobs2: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Newcombe hybrid score interval for p1 - p2."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    low, high = confint_proportions_2indep(count1, nobs1, count2, nobs2, method="newcomb", compare="diff", alpha=alpha)
+    return float(max(-1.0, low)), float(min(1.0, high))
+
+
+def difference(count1: int, nobs1: int, count2: int, nobs2: int, alpha: float = 0.05) -> Estimate:
+    low, high = newcombe(count1, nobs1, count2, nobs2, alpha)
+    return Estimate(count1 / nobs1 - count2 / nobs2, low, high, nobs1 + nobs2)
+
+
+def simultaneous_wilson(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05) -> list[tuple[float, float]]:
+    """Wilson intervals at alpha / k each, jointly covering all k proportions with prob >= 1 - alpha."""
+    k = len(counts)
+    return [wilson(c, n, alpha / k) for c, n in zip(counts, nobs)]
+
+
+def gap(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05) -> Estimate:
+    """max - min of k proportions, with the gap's range over the simultaneous Wilson box."""
+    rates = [c / n for c, n in zip(counts, nobs)]
+    box = simultaneous_wilson(counts, nobs, alpha)
+    lows, highs = [b[0] for b in box], [b[1] for b in box]
+    low = max(0.0, max(lows) - min(highs))
+    high = max(highs) - min(lows)
+    return Estimate(max(rates) - min(rates), low, high, int(sum(nobs)))
+
+
+def ratio(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05) -> Estimate:
+    """min / max of k proportions (1 = parity), with its range over the simultaneous Wilson box."""
+    rates = [c / n for c, n in zip(counts, nobs)]
+    box = simultaneous_wilson(counts, nobs, alpha)
+    lows, highs = [b[0] for b in box], [b[1] for b in box]
+    value = min(rates) / max(rates) if max(rates) > 0 else 1.0
+    low = min(lows) / max(highs) if max(highs) > 0 else 0.0
+    high = 1.0 if max(lows) <= 0 else min(1.0, min(highs) / max(lows))
+    return Estimate(value, low, high, int(sum(nobs)))
+
+
+def largest_difference(pairs: Sequence[tuple[int, int, int, int]], alpha: float = 0.05) -> tuple[Estimate, int]:
+    """max_j |p1_j - p2_j| over m pairs, Newcombe at alpha / m; also returns the index of the largest."""
+    m = len(pairs)
+    values, lows, highs = [], [], []
+    for c1, n1, c2, n2 in pairs:
+        d = c1 / n1 - c2 / n2
+        lo, hi = newcombe(c1, n1, c2, n2, alpha / m)
+        values.append(abs(d))
+        # interval of |d| from the interval of d
+        lows.append(0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi)))
+        highs.append(max(abs(lo), abs(hi)))
+    worst = int(np.argmax(values))
+    n = int(sum(p[1] + p[3] for p in pairs))
+    return Estimate(values[worst], max(lows), max(highs), n), worst
+
+
+def mean_bounded(values: Sequence[float] | np.ndarray, alpha: float = 0.05, bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
+    """Mean of a bounded score with a Student t interval clipped to the bounds."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if x.size < 2 or float(x.std()) == 0.0:
+        return Estimate(mean, mean, mean, int(x.size))
+    low, high = stats.ttest_1samp(x, popmean=mean).confidence_interval(confidence_level=1 - alpha)
+    return Estimate(mean, max(bounds[0], float(low)), min(bounds[1], float(high)), int(x.size))
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in bits of a Bernoulli(p) prediction: 0 when certain, 1 at p = 0.5."""
+    from scipy.special import entr
+
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    return (entr(p) + entr(1.0 - p)) / math.log(2.0)
+
+
+def auroc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np.ndarray, alpha: float = 0.05) -> Estimate:
+    """Area under the ROC curve (Mann-Whitney U / (n1 n0)) with a Hanley-McNeil normal interval."""
+    from scipy import stats
+
+    pos, neg = np.asarray(positives, float), np.asarray(negatives, float)
+    n1, n0 = pos.size, neg.size
+    if n1 == 0 or n0 == 0:
+        return Estimate(math.nan, 0.0, 1.0, n1 + n0)
+    u = stats.mannwhitneyu(pos, neg, alternative="two-sided").statistic
+    a = float(u) / (n1 * n0)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
+    half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(max(var, 0.0))
+    return Estimate(a, max(0.0, a - half), min(1.0, a + half), n1 + n0)
+
+
+def verdict(estimate: Estimate, threshold: float, direction: Direction) -> Outcome:
+    """pass: the interval lies on the allowed side; fail: on the forbidden side; else inconclusive.
+
+    direction "max": the quantity must be at most the threshold; "min": at least.
+    """
+    if direction == "max":
+        if estimate.high <= threshold:
+            return "pass"
+        if estimate.low > threshold:
+            return "fail"
+    else:
+        if estimate.low >= threshold:
+            return "pass"
+        if estimate.high < threshold:
+            return "fail"
+    return "inconclusive"
