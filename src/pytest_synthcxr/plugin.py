@@ -152,8 +152,12 @@ def _model_in_spec(path: Path | None) -> str | None:
 class AuditCollector(pytest.Collector):
     """Parent of the audit items, so their ids read synthcxr::bias[...]."""
 
-    def collect(self) -> list[pytest.Item]:  # items are created by the audit plugin
-        return []
+    def __init__(self, *, audit: "AuditSession", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.audit = audit
+
+    def collect(self) -> list[pytest.Item]:
+        return [AuditItem.from_parent(self, name=check.nodename, check=check, audit=self.audit) for check in self.audit.checks]
 
 
 class AuditItem(pytest.Item):
@@ -212,10 +216,13 @@ class _AuditPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
         # tryfirst: added before -k / -m deselection runs, so both apply to audit items
-        parent = AuditCollector.from_parent(session, name="synthcxr", nodeid="synthcxr", path=config.rootpath)
-        items.extend(
-            AuditItem.from_parent(parent, name=check.nodename, check=check, audit=self.audit) for check in self.audit.checks
-        )
+        collector = AuditCollector.from_parent(session, name="synthcxr", nodeid="synthcxr", path=config.rootpath, audit=self.audit)
+        # the public collection hooks, so reporters count these items like collected ones
+        session.ihook.pytest_collectstart(collector=collector)
+        report = session.ihook.pytest_make_collect_report(collector=collector)
+        session.ihook.pytest_collectreport(report=report)
+        if report.passed:
+            items.extend(report.result)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         o = self.audit.options

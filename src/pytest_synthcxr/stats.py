@@ -41,7 +41,10 @@ def wilson(count: int, nobs: int, alpha: float = 0.05) -> tuple[float, float]:
     if nobs == 0:
         return 0.0, 1.0
     low, high = proportion_confint(count, nobs, alpha=alpha, method="wilson")
-    return float(max(0.0, low)), float(min(1.0, high))
+    # exact at the edges (the formula gives 1 - 1e-16 for count == nobs)
+    low = 0.0 if count == 0 else max(0.0, float(low))
+    high = 1.0 if count == nobs else min(1.0, float(high))
+    return low, high
 
 
 def proportion(count: int, nobs: int, alpha: float = 0.05) -> Estimate:

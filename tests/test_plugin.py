@@ -1,0 +1,128 @@
+"""The plugin as users run it (pytester): options, collection, errors. No images are generated here."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SMALL_SPEC = (Path(__file__).parent.parent / "fixtures" / "specs" / "small.toml").read_text()
+
+
+def test_help_block_is_pinned(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "synthetic chest X-ray generator audit:",
+            "  --synthcxr-model=SYNTHCXR_MODEL",
+            "*model alias or path to audit*",
+            "  --synthcxr-spec=SYNTHCXR_SPEC",
+            "  --synthcxr-report=SYNTHCXR_REPORT",
+            "  --synthcxr-json=SYNTHCXR_JSON",
+            "  --synthcxr-csv=SYNTHCXR_CSV",
+            "  --synthcxr-seed=SYNTHCXR_SEED",
+            "  --synthcxr-device=SYNTHCXR_DEVICE",
+        ]
+    )
+    result.stdout.fnmatch_lines(["  synthcxr_model (string):", "*ini equivalent of --synthcxr-model"])
+
+
+def test_without_a_model_the_plugin_adds_nothing(pytester):
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    pytester.makefile(".toml", synthcxr=SMALL_SPEC)  # a spec without 'model' alone does not audit
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    assert "synthcxr::" not in result.stdout.str()
+
+
+def test_collect_only_lists_stable_ids(pytester):
+    pytester.makefile(".toml", synthcxr=SMALL_SPEC)
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "synthcxr::bias[[]tpr-gap-Effusion-sex*race[]]",
+            "synthcxr::bias[[]tpr-gap-Effusion-sex*race-named[]]",
+            "synthcxr::validity[[]sensitivity-Cardiomegaly[]]",
+            "synthcxr::validity[[]fpr-Effusion[]]",
+            "synthcxr::uncertainty[[]Cardiomegaly[]]",
+            "synthcxr::hallucination[[]COVID-19[]]",
+            "*9 tests collected*",
+        ]
+    )
+
+
+def test_model_in_spec_turns_the_audit_on(pytester):
+    pytester.makefile(".toml", synthcxr='model = "phantom"\n' + SMALL_SPEC)
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*9 tests collected*"])
+
+
+def test_keyword_and_marker_selection(pytester):
+    pytester.makefile(".toml", synthcxr=SMALL_SPEC)
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q", "-k", "Effusion and not named")
+    result.stdout.fnmatch_lines(["*bias[[]tpr-gap-Effusion-sex*race[]]", "*validity[[]sensitivity-Effusion[]]", "*4/9 tests collected (5 deselected)*"])
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q", "-m", "hallucination or uncertainty")
+    result.stdout.fnmatch_lines(["*3/9 tests collected (6 deselected)*"])
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q", "-m", "synthcxr and not bias", "--strict-markers")
+    result.stdout.fnmatch_lines(["*7/9 tests collected (2 deselected)*"])
+
+
+def test_unknown_model_lists_known_ones(pytester):
+    result = pytester.runpytest("--synthcxr-model=roentgen-xl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: unknown model 'roentgen-xl' (from --synthcxr-model); known models: phantom, phantom-biased"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("[[bias]]\nstatistic = 'gap'\nmax = 2\n", "synthcxr.toml: bias[0].max: Input should be less than or equal to 1 (got 2)"),
+        ("findings = ['Effusion', 'Nodule']\n", "synthcxr.toml: findings[1]: Input should be"),
+        ("samples_per_cell = 'many'\n", "synthcxr.toml: samples_per_cell: Input should be a valid integer"),
+        ("[subgroups]\nsex = ['other']\n", "synthcxr.toml: subgroups.sex[0]: Input should be 'female' or 'male' (got 'other')"),
+        ("seed = \n", "synthcxr.toml: invalid TOML"),
+    ],
+)
+def test_malformed_spec_is_one_clear_error(pytester, body, fragment):
+    pytester.makefile(".toml", synthcxr=body)
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest("--synthcxr-model=phantom")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "Traceback" not in err + result.stdout.str()
+    error_lines = [line for line in err.splitlines() if line.startswith("ERROR:")]
+    assert len(error_lines) == 1 and fragment in error_lines[0]
+
+
+def test_missing_spec_file(pytester):
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-spec=nowhere.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: spec file not found: *nowhere.toml"])
+
+
+@pytest.mark.parametrize("option, value", [("--synthcxr-seed", "-3"), ("--synthcxr-seed", "abc"), ("--synthcxr-device", "tpu")])
+def test_bad_option_values_are_usage_errors(pytester, option, value):
+    result = pytester.runpytest(f"{option}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_ini_keys_configure_the_audit(pytester):
+    pytester.makefile(".toml", audit=SMALL_SPEC)
+    pytester.makeini("[pytest]\nsynthcxr_model = phantom\nsynthcxr_spec = audit.toml\nsynthcxr_seed = 5\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*9 tests collected*"])
+    result = pytester.runpytest("--collect-only")
+    result.stdout.fnmatch_lines(["synthcxr: model phantom, spec *audit.toml, seed 5, 9 checks"])
+
+
+def test_plugin_import_is_cheap():
+    """Loading the plugin (every pytest run does) must not import heavy packages."""
+    code = (
+        "import sys, pytest_synthcxr.plugin\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'torchxrayvision', 'pandas', 'jinja2', 'scipy', 'statsmodels', 'pydantic') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

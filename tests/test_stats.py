@@ -1,0 +1,119 @@
+"""Statistics against hand-computed values and the library functions they wrap."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from pytest_synthcxr import stats
+from pytest_synthcxr.stats import Estimate
+
+
+def test_wilson_hand_computed():
+    # 8/10, z = 1.959964: centre (8 + z^2/2) / (10 + z^2) = 0.71674, half-width 0.22657
+    low, high = stats.wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4)
+    assert high == pytest.approx(0.9433, abs=1e-4)
+
+
+def test_wilson_extremes_stay_in_unit_interval():
+    assert stats.wilson(0, 20)[0] == 0.0
+    assert stats.wilson(20, 20)[1] == 1.0
+    assert stats.wilson(0, 0) == (0.0, 1.0)
+
+
+def test_newcombe_matches_newcombe_1998_example():
+    # Newcombe (1998), Stat Med 17:873, method 10: 56/70 - 48/80 = 0.2, CI 0.0524 to 0.3339
+    low, high = stats.newcombe(56, 70, 48, 80)
+    assert low == pytest.approx(0.0524, abs=1e-4)
+    assert high == pytest.approx(0.3339, abs=1e-4)
+
+
+def test_gap_uses_bonferroni_box():
+    counts, nobs = [30, 45, 40], [50, 50, 50]
+    est = stats.gap(counts, nobs, alpha=0.05)
+    box = [stats.wilson(c, n, 0.05 / 3) for c, n in zip(counts, nobs)]
+    assert est.value == pytest.approx(0.9 - 0.6)
+    assert est.low == pytest.approx(max(0.0, box[1][0] - box[0][1]))
+    assert est.high == pytest.approx(box[1][1] - box[0][0])
+    assert est.n == 150
+
+
+def test_ratio_range_over_box():
+    counts, nobs = [20, 80], [100, 100]
+    est = stats.ratio(counts, nobs)
+    (l0, h0), (l1, h1) = [stats.wilson(c, n, 0.025) for c, n in zip(counts, nobs)]
+    assert est.value == pytest.approx(0.25)
+    assert est.low == pytest.approx(l0 / h1)
+    assert est.high == pytest.approx(h0 / l1)
+    # overlapping intervals: parity cannot be excluded
+    assert stats.ratio([50, 52], [100, 100]).high == 1.0
+
+
+def test_largest_difference_picks_worst_pair_with_adjusted_newcombe():
+    pairs = [(50, 100, 52, 100), (30, 100, 60, 100)]
+    est, worst = stats.largest_difference(pairs)
+    assert worst == 1
+    assert est.value == pytest.approx(0.3)
+    lo, hi = stats.newcombe(30, 100, 60, 100, 0.025)
+    assert est.high == pytest.approx(max(abs(lo), abs(hi)))
+    assert est.low == pytest.approx(min(abs(lo), abs(hi)))
+
+
+def test_mean_bounded_is_student_t():
+    x = np.array([0.1, 0.2, 0.4, 0.3, 0.25])
+    est = stats.mean_bounded(x)
+    half = sps.t.ppf(0.975, 4) * x.std(ddof=1) / math.sqrt(5)
+    assert est.value == pytest.approx(0.25)
+    assert (est.low, est.high) == pytest.approx((0.25 - half, 0.25 + half))
+    assert stats.mean_bounded([0.0, 0.0, 0.0]) == Estimate(0.0, 0.0, 0.0, 3)
+
+
+def test_binary_entropy_bits():
+    h = stats.binary_entropy(np.array([0.0, 0.5, 1.0, 0.11]))
+    assert h[:3] == pytest.approx([0.0, 1.0, 0.0])
+    assert h[3] == pytest.approx(0.4999, abs=1e-3)
+
+
+def test_auroc_hand_computed_and_interval():
+    # pairs: 0.9>0.5, 0.9>0.3, 0.8>0.5, 0.8>0.3, 0.4<0.5, 0.4>0.3 -> 5 of 6
+    est = stats.auroc([0.9, 0.8, 0.4], [0.5, 0.3])
+    assert est.value == pytest.approx(5 / 6)
+    assert est.low < 5 / 6 < est.high
+    # Hanley-McNeil with A = 5/6, n1 = 3, n0 = 2
+    a = 5 / 6
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = math.sqrt((a * (1 - a) + 2 * (q1 - a * a) + 1 * (q2 - a * a)) / 6)
+    assert est.high == pytest.approx(min(1.0, a + 1.959964 * se), abs=1e-5)
+    assert stats.auroc([1, 2, 3], [0, -1]).value == 1.0
+
+
+@pytest.mark.parametrize(
+    "low, high, threshold, direction, outcome",
+    [
+        (0.01, 0.04, 0.05, "max", "pass"),
+        (0.06, 0.09, 0.05, "max", "fail"),
+        (0.03, 0.07, 0.05, "max", "inconclusive"),
+        (0.91, 0.97, 0.90, "min", "pass"),
+        (0.70, 0.85, 0.90, "min", "fail"),
+        (0.85, 0.95, 0.90, "min", "inconclusive"),
+    ],
+)
+def test_verdicts(low, high, threshold, direction, outcome):
+    assert stats.verdict(Estimate((low + high) / 2, low, high, 10), threshold, direction) == outcome
+
+
+def test_gap_interval_covers_true_gap():
+    """Known-answer simulation: the simultaneous gap interval covers the true gap >= 95% of runs."""
+    rng = np.random.default_rng(7)
+    p = np.array([0.44, 0.56, 0.64, 0.70])
+    n = np.array([200, 200, 200, 200])
+    truth = p.max() - p.min()
+    covered = 0
+    runs = 300
+    for _ in range(runs):
+        counts = rng.binomial(n, p)
+        est = stats.gap(list(counts), list(n))
+        covered += est.low <= truth <= est.high
+    assert covered / runs >= 0.95
