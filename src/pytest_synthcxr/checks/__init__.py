@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..cells import Cell
 from ..spec import AuditSpec
 from .base import Check, GroupRate, Result, grid
-from .bias import BiasCheck, describe
+from .bias import BiasCheck
 from .hallucination import HallucinationCheck
 from .uncertainty import UncertaintyCheck
 from .validity import ValidityCheck
@@ -35,7 +35,6 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             samples=entry.samples or spec.samples_per_cell,
                             threshold=entry.min if entry.statistic == "ratio" else entry.max,  # type: ignore[arg-type]
                             direction="min" if entry.statistic == "ratio" else "max",
-                            quantity=describe(metric, entry.statistic, finding, by, named),
                             metric=metric,
                             statistic=entry.statistic,
                             finding=finding,
@@ -47,10 +46,10 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     )
     for v in spec.validity:
         for finding in v.findings or spec.findings:
-            for metric, bound, direction, what in (
-                ("sensitivity", v.min_sensitivity, "min", "judge sensitivity on images asked for"),
-                ("fpr", v.max_fpr, "max", "false-positive rate on images not asked for"),
-                ("auroc", v.min_auroc, "min", "AUROC of asked vs not asked for"),
+            for metric, bound, direction in (
+                ("sensitivity", v.min_sensitivity, "min"),
+                ("fpr", v.max_fpr, "max"),
+                ("auroc", v.min_auroc, "min"),
             ):
                 if bound is not None:
                     checks.append(
@@ -59,7 +58,6 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             samples=v.samples or spec.samples_per_cell,
                             threshold=bound,
                             direction=direction,  # type: ignore[arg-type]
-                            quantity=f"{what} {finding}",
                             metric=metric,  # type: ignore[arg-type]
                             finding=finding,
                             population=population,
@@ -73,7 +71,6 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     samples=u.samples or spec.samples_per_cell,
                     threshold=u.max_entropy,
                     direction="max",
-                    quantity=f"mean judge entropy (bits) for {finding}",
                     finding=finding,
                     population=population,
                 )
@@ -86,7 +83,6 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     samples=h.samples or spec.samples_per_cell,
                     threshold=h.max_rate,
                     direction="max",
-                    quantity=f"{probe} detection rate on images not asking for it",
                     probe=probe,
                     population=population,
                 )

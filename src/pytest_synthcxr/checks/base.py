@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,11 +93,15 @@ class Check:
     samples: int
     threshold: float
     direction: Direction
-    quantity: str = field(default="", compare=False)
 
     @property
     def nodename(self) -> str:
         return f"{self.family}[{self.name}]"
+
+    @property
+    def quantity(self) -> str:
+        """What is estimated, in words (the start of the item's message)."""
+        raise NotImplementedError
 
     def cells(self) -> tuple[Cell, ...]:
         raise NotImplementedError

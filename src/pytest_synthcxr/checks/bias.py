@@ -24,6 +24,19 @@ class BiasCheck(Check):
     named: bool = False
     all_findings: tuple[str, ...] = ()
 
+    @property
+    def quantity(self) -> str:
+        what = {"tpr": "TPR", "sr": "selection rate"}[self.metric]
+        how = {
+            "gap": "gap (max-min)",
+            "ratio": "ratio (min/max)",
+            "deviation": "largest deviation from reference",
+            "prompt-effect": "largest prompt-demographics effect",
+        }[self.statistic]
+        by = "*".join(k for k, _ in self.subgroups[0]) if self.subgroups else "all"
+        mode = "" if self.statistic == "prompt-effect" else (", demographics named in prompt" if self.named else ", plain prompts")
+        return f"{what} {how} across {by} for {self.finding}{mode}"
+
     def _cells_of(self, subgroup: tuple[tuple[str, str], ...], named: bool) -> tuple[Cell, ...]:
         if self.metric == "tpr":
             return (Cell(self.finding, subgroup, named),)
@@ -69,11 +82,4 @@ class BiasCheck(Check):
         return self._result(estimate, confidence, detail, groups)
 
 
-def describe(metric: Metric, statistic: Statistic, finding: str, by: list[str], named: bool | None) -> str:
-    what = {"tpr": "TPR", "sr": "selection rate"}[metric]
-    how = {"gap": "gap (max-min)", "ratio": "ratio (min/max)", "deviation": "largest deviation from reference", "prompt-effect": "largest prompt-demographics effect"}[statistic]
-    mode = "" if named is None else (", demographics named in prompt" if named else ", plain prompts")
-    return f"{what} {how} across {'*'.join(by)} for {finding}{mode}"
-
-
-__all__ = ["BiasCheck", "describe", "Estimate", "GroupRate"]
+__all__ = ["BiasCheck"]

@@ -17,6 +17,10 @@ class HallucinationCheck(Check):
     probe: str = "COVID-19"
     population: tuple[Cell, ...] = ()
 
+    @property
+    def quantity(self) -> str:
+        return f"{self.probe} detection rate on images not asking for it"
+
     def cells(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.population if c.finding != self.probe)
 

@@ -16,6 +16,10 @@ class UncertaintyCheck(Check):
     finding: str = ""
     population: tuple[Cell, ...] = ()
 
+    @property
+    def quantity(self) -> str:
+        return f"mean judge entropy (bits) for {self.finding}"
+
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 

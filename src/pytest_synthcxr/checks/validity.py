@@ -18,6 +18,14 @@ class ValidityCheck(Check):
     finding: str = ""
     population: tuple[Cell, ...] = ()  # plain-prompt cells over the subgroup grid, every finding + normal
 
+    @property
+    def quantity(self) -> str:
+        return {
+            "sensitivity": f"judge sensitivity on images asked for {self.finding}",
+            "fpr": f"false-positive rate on images not asked for {self.finding}",
+            "auroc": f"AUROC of asked vs not asked for {self.finding}",
+        }[self.metric]
+
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 

@@ -1,0 +1,131 @@
+"""Checks on small hand-built score tables: the numbers must be the hand-computed ones."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_synthcxr import stats
+from pytest_synthcxr.cells import Cell
+from pytest_synthcxr.checks import build_checks
+from pytest_synthcxr.checks.base import score_column
+from pytest_synthcxr.checks.bias import BiasCheck
+from pytest_synthcxr.checks.hallucination import HallucinationCheck
+from pytest_synthcxr.checks.uncertainty import UncertaintyCheck
+from pytest_synthcxr.checks.validity import ValidityCheck
+from pytest_synthcxr.spec import AuditSpec
+
+F, H = (("sex", "female"), ("race", "White")), (("sex", "female"), ("race", "Hispanic"))
+OUTPUTS = ("Effusion", "COVID-19")
+
+
+def table(spec: dict[Cell, dict[str, list[float]]]) -> pd.DataFrame:
+    """Score table with given probabilities per cell and output."""
+    frames = []
+    for cell, scores in spec.items():
+        n = len(next(iter(scores.values())))
+        frame = pd.DataFrame({score_column(o): scores.get(o, [0.1] * n) for o in OUTPUTS})
+        frame.insert(0, "cell", cell.key)
+        frame.insert(1, "finding", cell.finding or "")
+        frame["valid"] = True
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def calls(positive: int, n: int) -> list[float]:
+    return [0.9] * positive + [0.2] * (n - positive)
+
+
+def test_tpr_gap_matches_hand_counts():
+    check = BiasCheck(name="x", samples=10, threshold=0.1, direction="max", finding="Effusion", subgroups=(F, H), named=True)
+    t = table({Cell("Effusion", F, True): {"Effusion": calls(8, 10)}, Cell("Effusion", H, True): {"Effusion": calls(4, 10)}})
+    result = check.evaluate(t, 0.95)
+    expected = stats.gap([8, 4], [10, 10], 0.05)
+    assert result.estimate == expected
+    assert result.estimate.value == pytest.approx(0.4)
+    assert [g.label for g in result.groups] == ["White female", "Hispanic female"]
+    assert "lowest Hispanic female 0.400, highest White female 0.800" in result.message()
+
+
+def test_invalid_samples_are_excluded():
+    check = BiasCheck(name="x", samples=4, threshold=0.5, direction="max", finding="Effusion", subgroups=(F,), named=False)
+    t = table({Cell("Effusion", F, False): {"Effusion": [0.9, 0.9, 0.2, 0.9]}})
+    t.loc[3, "valid"] = False
+    assert check.evaluate(t, 0.95).groups[0].count == 2
+    assert check.evaluate(t, 0.95).groups[0].n == 3
+
+
+def test_selection_rate_counts_every_image_of_the_group():
+    check = BiasCheck(
+        name="x", samples=4, threshold=0.2, direction="max", metric="sr", statistic="deviation", finding="Effusion",
+        subgroups=(F, H), reference=F, named=True, all_findings=("Effusion",),
+    )
+    assert set(check.cells()) == {Cell("Effusion", F, True), Cell(None, F, True), Cell("Effusion", H, True), Cell(None, H, True)}
+    t = table(
+        {
+            Cell("Effusion", F, True): {"Effusion": calls(4, 4)},
+            Cell(None, F, True): {"Effusion": calls(0, 4)},
+            Cell("Effusion", H, True): {"Effusion": calls(2, 4)},
+            Cell(None, H, True): {"Effusion": calls(1, 4)},
+        }
+    )
+    result = check.evaluate(t, 0.95)
+    assert result.estimate.value == pytest.approx(abs(3 / 8 - 4 / 8))
+    lo, hi = stats.newcombe(3, 8, 4, 8, 0.05)  # one comparison: no adjustment
+    assert result.estimate.high == pytest.approx(max(abs(lo), abs(hi)))
+
+
+def test_prompt_effect_pairs_named_with_plain():
+    check = BiasCheck(name="x", samples=10, threshold=0.1, direction="max", statistic="prompt-effect", finding="Effusion", subgroups=(F, H))
+    t = table(
+        {
+            Cell("Effusion", F, True): {"Effusion": calls(9, 10)},
+            Cell("Effusion", F, False): {"Effusion": calls(9, 10)},
+            Cell("Effusion", H, True): {"Effusion": calls(3, 10)},
+            Cell("Effusion", H, False): {"Effusion": calls(9, 10)},
+        }
+    )
+    result = check.evaluate(t, 0.95)
+    assert result.estimate.value == pytest.approx(0.6)
+    assert "Hispanic female named 0.300 vs plain 0.900" in result.detail
+
+
+def test_validity_sensitivity_fpr_auroc():
+    population = (Cell("Effusion", F, False), Cell(None, F, False))
+    t = table({population[0]: {"Effusion": [0.9, 0.8, 0.4, 0.7]}, population[1]: {"Effusion": [0.6, 0.1, 0.2, 0.3]}})
+    make = lambda metric: ValidityCheck(name=metric, samples=4, threshold=0.5, direction="min", metric=metric, finding="Effusion", population=population)
+    assert make("sensitivity").evaluate(t, 0.95).estimate.value == pytest.approx(3 / 4)
+    assert make("fpr").evaluate(t, 0.95).estimate.value == pytest.approx(1 / 4)
+    # pairs won: 0.9 beats 4, 0.8 beats 4, 0.4 beats 3, 0.7 beats 4 -> 15/16
+    assert make("auroc").evaluate(t, 0.95).estimate.value == pytest.approx(15 / 16)
+
+
+def test_uncertainty_is_mean_binary_entropy():
+    population = (Cell(None, F, False),)
+    t = table({population[0]: {"Effusion": [0.5, 0.5, 0.0, 1.0]}})
+    check = UncertaintyCheck(name="Effusion", samples=4, threshold=0.3, direction="max", finding="Effusion", population=population)
+    result = check.evaluate(t, 0.95)
+    assert result.estimate.value == pytest.approx(0.5)
+    assert result.verdict == "inconclusive"
+
+
+def test_hallucination_rate_excludes_prompts_asking_for_the_probe():
+    population = (Cell("Effusion", F, False), Cell(None, F, False), Cell("COVID-19", F, False))
+    check = HallucinationCheck(name="COVID-19", samples=5, threshold=0.05, direction="max", population=population)
+    assert Cell("COVID-19", F, False) not in check.cells()
+    t = table(
+        {
+            population[0]: {"COVID-19": calls(2, 5)},
+            population[1]: {"COVID-19": calls(1, 5)},
+            population[2]: {"COVID-19": calls(5, 5)},
+        }
+    )
+    result = check.evaluate(t, 0.95)
+    assert (result.estimate.value, result.estimate.n) == (pytest.approx(0.3), 10)
+    assert result.verdict == "fail"  # Wilson lower bound of 3/10 is 0.108 > 0.05
+    assert result.message().startswith("fail: COVID-19 detection rate on images not asking for it = 0.300 [95% CI 0.108, 0.603], max 0.05, n=10")
+
+
+def test_duplicate_spec_entries_get_unique_ids():
+    spec = AuditSpec.model_validate({"hallucination": [{"max_rate": 0.1}, {"max_rate": 0.2}]})
+    names = [c.nodename for c in build_checks(spec)]
+    assert names == ["hallucination[COVID-19]", "hallucination[COVID-19-1]"]
