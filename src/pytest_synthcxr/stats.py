@@ -160,3 +160,41 @@ def verdict(estimate: Estimate, threshold: float, direction: Direction) -> Outco
         if estimate.high < threshold:
             return "fail"
     return "inconclusive"
+
+
+# ----------------------------------------------------------------------------- anytime-valid
+# Intervals that stay valid when sampling stops as soon as the answer is known (optional
+# stopping). One proportion: the beta-binomial mixture confidence sequence (Robbins; Howard et
+# al. 2021): M_t(p0) = B(a+S, b+t-S) / B(a, b) / (p0^S (1-p0)^(t-S)) is a nonnegative martingale
+# under p = p0, so by Ville's inequality {p0 : M_t(p0) < 1/alpha} covers p at every t at once
+# with probability >= 1 - alpha.
+
+
+def beta_binomial_cs(count: int, nobs: int, alpha: float = 0.05, prior: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
+    """Anytime-valid interval for a proportion after `count` successes in `nobs` draws."""
+    from scipy.optimize import brentq
+    from scipy.special import betaln
+
+    if nobs == 0:
+        return 0.0, 1.0
+    a, b = prior
+    s, f = count, nobs - count
+    log_mix = betaln(a + s, b + f) - betaln(a, b)
+    bound = math.log(1.0 / alpha)
+
+    def excess(p0: float) -> float:  # log M_t(p0) - log(1/alpha); negative inside the interval
+        return log_mix - s * math.log(p0) - f * math.log1p(-p0) - bound
+
+    p_hat = count / nobs
+    eps = 1e-12
+    centre = min(max(p_hat, 2 * eps), 1 - 2 * eps)  # log M is convex with its minimum at p_hat
+    low = 0.0 if s == 0 or excess(eps) < 0 else brentq(excess, eps, centre, xtol=1e-10)
+    high = 1.0 if f == 0 or excess(1 - eps) < 0 else brentq(excess, centre, 1 - eps, xtol=1e-10)
+    return float(low), float(high)
+
+
+def box(counts: Sequence[int], nobs: Sequence[int], alpha: float, interval: str = "wilson") -> list[tuple[float, float]]:
+    """Intervals for k proportions holding jointly with prob >= 1 - alpha (each at alpha / k)."""
+    k = len(counts)
+    one = beta_binomial_cs if interval == "anytime" else wilson
+    return [one(c, n, alpha / k) for c, n in zip(counts, nobs)]
