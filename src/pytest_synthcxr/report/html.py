@@ -1,0 +1,368 @@
+"""The self-contained HTML report: view model (SVG geometry, embedded images) and rendering.
+
+Nothing here changes a number: every value shown comes from the report data (``data.py``);
+this module only lays it out. Images are embedded as downscaled JPEG data URIs, plots are
+inline SVG, and the page carries a Content-Security-Policy that forbids every request, so
+it opens offline and leaks nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cells import subgroup_label
+
+#: bytes of embedded images in the per-cell galleries (keeps a large audit's report small)
+GALLERY_BUDGET = 6_000_000
+#: longest side of an embedded image, in pixels
+MAX_IMAGE_SIDE = 256
+JPEG_QUALITY = 80
+
+PLOT_WIDTH = 540
+PLOT_LEFT = 130
+PLOT_RIGHT = 16
+ROW = 20
+
+
+def templates_dir() -> Path:
+    packaged = resources.files("pytest_synthcxr").joinpath("templates")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[3] / "templates"  # editable install: the repo's folder
+
+
+def render(data: dict[str, Any], audit: Any) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}%"
+    view = build_view(data, audit)
+    return env.get_template("report.html.j2").render(data=data, v=view)
+
+
+def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
+    """Everything the template needs beyond the data: geometry, colors, images, run facts."""
+    pool = audit._pool
+    stats = pool.stats if pool is not None else None
+    items = data["items"]
+    by_family: dict[str, list[dict[str, Any]]] = {f: [] for f in ("bias", "validity", "uncertainty", "hallucination")}
+    for item in items:
+        by_family.setdefault(item["family"], []).append(item)
+    blocked = data["verdicts"].get("fail", 0) + data["verdicts"].get("error", 0)
+    open_ = data["verdicts"].get("inconclusive", 0)
+    return {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "wall_seconds": time.time() - audit.started,
+        "stats": stats,
+        "from_cache": getattr(stats, "from_cache", None) if stats is not None else None,
+        "outcome": "fail" if blocked else ("inconclusive" if open_ else "pass"),
+        "blocked": blocked,
+        "families": by_family,
+        "strips": {item["id"]: strip(item) for item in items},
+        "wide_strips": {item["id"]: strip(item, left=PLOT_LEFT, width=PLOT_WIDTH, label=short_name(item)) for item in items},
+        "bias_panels": bias_panels(by_family.get("bias", []), data),
+        "group_plots": {item["id"]: interval_plot(_rows(item["groups"]), axis=f"{item['subject']} rate") for item in items if item["family"] != "bias" and item["groups"]},
+        "heatmaps": heatmaps(data["rates"], data),
+        "entropy": [histogram(e) for e in data["entropy"]],
+        "hallucination": hallucination_gallery(data["hallucination"], pool),
+        "galleries": galleries(pool, data["cells"]),
+        "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
+    }
+
+
+# ---------------------------------------------------------------- numbers and colors
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def _x(value: float, left: int = PLOT_LEFT, width: int = PLOT_WIDTH) -> float:
+    span = width - left - PLOT_RIGHT
+    return round(left + min(max(value, 0.0), 1.0) * span, 1)
+
+
+_BLUES = [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)]
+
+
+def heat_color(value: float) -> tuple[str, str]:
+    """Background and text color of a heatmap cell (sequential blues, 0 light .. 1 dark)."""
+    t = min(max(value, 0.0), 1.0) * (len(_BLUES) - 1)
+    i = min(int(t), len(_BLUES) - 2)
+    f = t - i
+    rgb = [round(a + (b - a) * f) for a, b in zip(_BLUES[i], _BLUES[i + 1])]
+    return f"#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}", ("#fff" if value > 0.55 else "#111")
+
+
+# ---------------------------------------------------------------- plots
+
+
+def short_name(item: dict[str, Any]) -> str:
+    """The estimated quantity in a word or two (label of the item's strip plot)."""
+    if item.get("bias"):
+        return {"gap": "gap", "ratio": "ratio", "deviation": "deviation", "prompt-effect": "prompt effect"}[item["bias"]["statistic"]]
+    if item["family"] == "validity":
+        return item["check"].split("[", 1)[1].split("-", 1)[0].replace("fpr", "FPR").replace("auroc", "AUROC")
+    return {"uncertainty": "mean entropy", "hallucination": "rate"}.get(item["family"], item["family"])
+
+
+def strip(item: dict[str, Any], *, left: int = 8, width: int = 230, label: str = "") -> dict[str, Any]:
+    """One-line plot of an item's estimate and interval against its threshold on a 0..1 axis;
+    the forbidden side is shaded."""
+    t = item["threshold"]
+    forbidden = (_x(t, left, width), _x(1.0, left, width)) if item["direction"] == "max" else (_x(0.0, left, width), _x(t, left, width))
+    est = item["estimate"]
+    ok = est is not None and math.isfinite(est)
+    return {
+        "width": width,
+        "height": 34,
+        "left": left,
+        "label": label,
+        "forbidden": forbidden,
+        "threshold": _x(t, left, width),
+        "x": _x(est, left, width) if ok else None,
+        "x0": _x(item["low"], left, width) if ok else None,
+        "x1": _x(item["high"], left, width) if ok else None,
+        "ticks": [{"x": _x(v, left, width), "label": f"{v:g}"} for v in ((0.0, 0.5, 1.0) if width < 300 else (0.0, 0.25, 0.5, 0.75, 1.0))],
+    }
+
+
+def _rows(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(g) for g in groups]
+
+
+def interval_plot(
+    rows: list[dict[str, Any]],
+    *,
+    axis: str = "rate",
+    band: tuple[float, float] | None = None,
+    reference: float | None = None,
+    row_bands: list[tuple[float, float] | None] | None = None,
+) -> dict[str, Any]:
+    """Per-subgroup estimates with intervals on a 0..1 axis, an optional shared allowed band,
+    per-row allowed bands (prompt effect) and a dashed reference line; the axis is at the bottom."""
+    top = 6
+    out_rows = []
+    for i, r in enumerate(rows):
+        y = top + i * ROW + ROW // 2
+        rb = row_bands[i] if row_bands else None
+        out_rows.append(
+            {
+                **r,
+                "y": y,
+                "x": _x(r["rate"]),
+                "x0": _x(r["low"]),
+                "x1": _x(r["high"]),
+                "band": (_x(rb[0]), _x(rb[1])) if rb else None,
+                "marked": r.get("marked", False),
+            }
+        )
+    bottom = top + len(rows) * ROW + 2
+    return {
+        "width": PLOT_WIDTH,
+        "height": bottom + 16,
+        "top": top,
+        "bottom": bottom,
+        "left": PLOT_LEFT,
+        "axis": axis,
+        "rows": out_rows,
+        "band": (_x(band[0]), _x(band[1])) if band else None,
+        "band_values": band,
+        "reference": _x(reference) if reference is not None else None,
+        "reference_value": reference,
+        "ticks": [{"x": _x(v), "label": f"{v:g}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+    }
+
+
+def _allowed_band(item: dict[str, Any]) -> tuple[tuple[float, float] | None, float | None]:
+    """Where every subgroup's rate must lie for the item to hold at its point estimates."""
+    facts, groups, t = item["bias"], item["groups"], item["threshold"]
+    rates = [g["rate"] for g in groups]
+    ref = next((g["rate"] for g in groups if g["label"] == facts["reference"]), None)
+    if not rates:
+        return None, ref
+    if facts["statistic"] == "gap":
+        return (max(max(rates) - t, 0.0), max(rates)), ref
+    if facts["statistic"] == "ratio":
+        return (t * max(rates), max(rates)), ref
+    if facts["statistic"] == "deviation" and ref is not None:
+        return (max(ref - t, 0.0), min(ref + t, 1.0)), ref
+    return None, ref
+
+
+def _band_text(item: dict[str, Any]) -> str:
+    s, t = item["bias"]["statistic"], item["threshold"]
+    return {
+        "gap": f"shaded: within {t:g} of the highest subgroup (max gap {t:g})",
+        "ratio": f"shaded: at least {t:g} x the highest subgroup (min ratio {t:g})",
+        "deviation": f"shaded: within {t:g} of the reference subgroup (dashed)",
+        "prompt-effect": f"shaded per row: within {t:g} of the same subgroup's rate with plain prompts",
+    }.get(s, "")
+
+
+def bias_panels(items: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bias items grouped so that the plain- and named-prompt versions of a check sit side by side."""
+    panels: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for item in items:
+        f = item["bias"]
+        key = (f["metric"], f["statistic"], f["finding"], tuple(f["by"]))
+        axis = "TPR" if f["metric"] == "tpr" else "selection rate"
+        panel = panels.setdefault(key, {"key": "-".join(map(str, key[:3])), "metric": f["metric"], "statistic": f["statistic"], "finding": f["finding"], "by": f["by"], "columns": []})
+        if f["statistic"] == "prompt-effect":
+            groups = item["groups"]
+            rows, row_bands = [], []
+            for g in groups:
+                rows.append(g)
+            for i in range(0, len(groups), 2):
+                plain = groups[i + 1]["rate"]
+                row_bands += [(max(plain - item["threshold"], 0.0), min(plain + item["threshold"], 1.0)), None]
+            plot = interval_plot(rows, axis=axis, row_bands=row_bands)
+        else:
+            band, ref = _allowed_band(item)
+            plot = interval_plot(item["groups"], axis=axis, band=band, reference=ref)
+        for row in plot["rows"]:
+            hit = any(row["label"] == m or row["label"].startswith(m + " (") for m in item["marked"])
+            row["marked"] = item["verdict"] if hit else False
+        panel["columns"].append({"item": item, "plot": plot, "band_text": _band_text(item), "prompt": f["prompt"]})
+    out = list(panels.values())
+    for panel in out:
+        panel["columns"].sort(key=lambda c: {"plain": 0, "named": 1}.get(c["prompt"], 2))
+    return out
+
+
+def heatmaps(rates: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Findings x subgroups tables of TPR and SR, one per metric and prompt style."""
+    ids = {item["id"]: item for item in data["items"]}
+    maps: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in rates:
+        key = (entry["metric"], entry["prompt"])
+        m = maps.setdefault(key, {"metric": entry["metric"], "prompt": entry["prompt"], "columns": [], "rows": {}})
+        if entry["subgroup"] not in m["columns"]:
+            m["columns"].append(entry["subgroup"])
+        bg, fg = heat_color(entry["rate"])
+        verdicts = [ids[i]["verdict"] for i in entry["flags"] if i in ids]
+        mark = "fail" if "fail" in verdicts else ("inconclusive" if verdicts else None)
+        m["rows"].setdefault(entry["finding"], {})[entry["subgroup"]] = {**entry, "bg": bg, "fg": fg, "mark": mark}
+    order = {("tpr", "plain"): 0, ("tpr", "named"): 1, ("sr", "plain"): 2, ("sr", "named"): 3}
+    return [maps[k] for k in sorted(maps, key=lambda k: order.get(k, 9))]
+
+
+def histogram(entry: dict[str, Any]) -> dict[str, Any]:
+    """Bars of an entropy histogram (images asked for the finding stacked under the others)."""
+    width, height, left, bottom = 300, 120, 34, 96
+    counts, asked = entry["counts"], entry["counts_asked"]
+    peak = max(counts) if counts and max(counts) > 0 else 1
+    bw = (width - left - 8) / len(counts)
+    bars = []
+    for i, (c, a) in enumerate(zip(counts, asked)):
+        h_all = (bottom - 10) * c / peak
+        h_asked = (bottom - 10) * a / peak
+        bars.append(
+            {
+                "x": round(left + i * bw, 1),
+                "w": round(bw - 1, 1),
+                "y": round(bottom - h_all, 1),
+                "h": round(h_all, 1),
+                "ya": round(bottom - h_asked, 1),
+                "ha": round(h_asked, 1),
+                "lo": entry["edges"][i],
+                "hi": entry["edges"][i + 1],
+                "count": c,
+                "asked": a,
+            }
+        )
+    ticks = [{"x": round(left + v * (width - left - 8), 1), "label": f"{v:g}"} for v in (0.0, 0.5, 1.0)]
+    mean_x = round(left + entry["mean"] * (width - left - 8), 1) if entry["mean"] is not None else None
+    return {**entry, "width": width, "height": height, "left": left, "bottom": bottom, "bars": bars, "peak": peak, "ticks": ticks, "mean_x": mean_x}
+
+
+# ---------------------------------------------------------------- images
+
+
+def image_uri(image: np.ndarray) -> str:
+    """A grayscale image (uint8, or float in [0, 1]) as a downscaled JPEG data URI."""
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = (np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0) * 255).round().astype(np.uint8)
+    picture = Image.fromarray(array, mode="L")
+    if max(picture.size) > MAX_IMAGE_SIDE:
+        picture.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def hallucination_gallery(entries: list[dict[str, Any]], pool: Any) -> dict[str, list[dict[str, Any]]]:
+    """Regenerate the most confidently flagged images from their prompt and seed (the seed rule
+    makes them the very images that were judged), one generator call per probe."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if pool is None:
+        return out
+    for entry in entries:
+        top = entry["top"]
+        if not top:
+            out[entry["probe"]] = []
+            continue
+        try:
+            images = pool.generator.generate([t["prompt"] for t in top], [t["seed"] for t in top])
+        except Exception as exc:  # noqa: BLE001 - the report must still be written
+            out[entry["probe"]] = [{**t, "src": None, "error": f"{type(exc).__name__}: {exc}"} for t in top]
+            continue
+        out[entry["probe"]] = [{**t, "src": image_uri(img), "error": None} for t, img in zip(top, images)]
+    return out
+
+
+def galleries(pool: Any, cell_data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-cell thumbnails grouped by prompt style and finding. Embedding stops at GALLERY_BUDGET
+    bytes (the cells' first images first), so a large audit's report stays small."""
+    if pool is None:
+        return []
+    facts = {c["key"]: c for c in cell_data}
+    order = {c["key"]: i for i, c in enumerate(cell_data)}  # the data's order: style, finding, spec's subgroup order
+    cells = sorted((c for c in pool.cells() if c.key in facts), key=lambda c: order[c.key])
+    thumbs = {c.key: pool.thumbnails_of(c) for c in cells}
+    shown: dict[str, list[dict[str, Any]]] = {c.key: [] for c in cells}
+    used = 0
+    for i in range(max((len(t) for t in thumbs.values()), default=0)):  # first image of every cell, then the second...
+        for cell in cells:
+            if i < len(thumbs[cell.key]) and used < GALLERY_BUDGET:
+                src = image_uri(thumbs[cell.key][i])
+                used += len(src)
+                shown[cell.key].append({"src": src, "i": i})
+    groups: dict[tuple[bool, str], dict[str, Any]] = {}
+    for cell in cells:
+        group = groups.setdefault(
+            (cell.named, cell.finding or ""),
+            {"prompt": "named" if cell.named else "plain", "finding": cell.finding or "normal (no finding asked)", "cells": []},
+        )
+        group["cells"].append(
+            {
+                "key": cell.key,
+                "subgroup": subgroup_label(cell.subgroup),
+                "prompt": cell.prompt,
+                "images": shown[cell.key],
+                "hidden": len(thumbs[cell.key]) - len(shown[cell.key]),
+                "invalid": facts[cell.key]["invalid"],
+                "samples": facts[cell.key]["samples"],
+            }
+        )
+    return list(groups.values())

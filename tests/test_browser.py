@@ -1,0 +1,236 @@
+"""The HTML report in a real browser: headless Chromium driven over the DevTools protocol.
+
+Chromium is started with --remote-debugging-pipe (JSON messages on file descriptors 3 and 4),
+so no websocket client or Selenium is needed. The test loads a rendered report from a file
+URL and asserts: no console errors or exceptions, no network request other than the page
+itself and inline data: images, every section present, the image viewer opens, prompts with
+markup stay inert; it saves a full-page screenshot as a test artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_report import render_standin_report
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+)
+#: where screenshots go (CI uploads this folder); default: the test's tmp_path
+ARTIFACTS_ENV = "SYNTHCXR_TEST_ARTIFACTS"
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class DevTools:
+    """A minimal DevTools-protocol client over Chromium's debugging pipe."""
+
+    def __init__(self, binary: str, profile: Path, timeout: float = 30.0) -> None:
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def wire() -> None:  # in the child: commands in on fd 3, replies and events out on fd 4
+            high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)  # out of the way of 3 and 4 first
+            high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        self.proc = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=wire,
+            close_fds=False,  # fds 3 and 4 are made after the usual close; Python's own fds are not inheritable
+        )
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self.timeout = timeout
+        self.events: list[dict[str, Any]] = []
+        self._buffer = b""
+        self._next = 0
+        self.session: str | None = None
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *, session: bool = True) -> dict[str, Any]:
+        self._next += 1
+        message: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
+        if session and self.session:
+            message["sessionId"] = self.session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._read()
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str) -> dict[str, Any]:
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        while True:
+            event = self._read()
+            self.events.append(event)
+            if event.get("method") == method:
+                return event
+
+    def _read(self) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._from_chrome], [], [], max(left, 0))
+            if not ready:
+                raise TimeoutError("no message from Chromium")
+            chunk = os.read(self._from_chrome, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed the debugging pipe: " + self.proc.stderr.read().decode(errors="replace")[-2000:])
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def open(self, url: str, width: int = 1280, height: int = 900) -> None:
+        target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.send(f"{domain}.enable")
+        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        self.send("Page.navigate", {"url": url})
+        self.wait_for("Page.loadEventFired")
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self, path: Path, full_page: bool = True) -> Path:
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            params.update(captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        data = self.send("Page.captureScreenshot", params)["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def problems(self) -> list[str]:
+        """Console errors/warnings, uncaught exceptions and log errors (CSP violations among them)."""
+        out = []
+        for e in self.events:
+            method, params = e.get("method"), e.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
+                out.append(f"console.{params['type']}: {[a.get('value', a.get('description')) for a in params.get('args', [])]}")
+            elif method == "Runtime.exceptionThrown":
+                out.append(f"exception: {params.get('exceptionDetails', {}).get('text')}")
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") in ("error", "warning"):
+                out.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+        return out
+
+    def requests(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", session=False)
+        except Exception:  # noqa: BLE001 - it may already be gone
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for fd in (self._to_chrome, self._from_chrome):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("Chromium not found on PATH (Debian: apt-get install chromium); .ci/run installs it, so CI runs this test")
+    with tempfile.TemporaryDirectory(prefix="synthcxr-chromium-") as profile:
+        tools = DevTools(binary, Path(profile))
+        try:
+            yield tools
+        finally:
+            tools.close()
+
+
+def _artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get(ARTIFACTS_ENV, tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+SECTIONS = ("top", "summary", "heatmap", "bias", "validity", "uncertainty", "hallucination", "samples", "invalid", "run")
+
+
+def test_report_in_headless_chromium(browser, tmp_path):
+    html, data = render_standin_report(tmp_path, evil=True)
+    browser.open(html.as_uri())
+
+    assert browser.problems() == []
+    page = html.as_uri()
+    others = [u for u in browser.requests() if u != page and not u.startswith(("data:", "about:"))]
+    assert others == [], "the report must not request anything"
+
+    present = browser.evaluate(f"{list(SECTIONS)!r}.filter(id => document.getElementById(id) !== null)")
+    assert present == list(SECTIONS)
+    # every item row links to an element that exists, and every item has its section
+    links = browser.evaluate("Array.from(document.querySelectorAll('#items tbody a')).map(a => a.getAttribute('href'))")
+    assert len(links) == len(data["items"])
+    assert browser.evaluate(f"{links!r}.every(h => document.querySelector(h) !== null)")
+    # plots drawn, images decoded
+    assert browser.evaluate("document.querySelectorAll('svg.ivplot').length") >= 2
+    decoded = browser.evaluate(
+        "Promise.all(Array.from(document.images).filter(i => i.src.startsWith('data:'))"
+        ".map(i => { i.loading = 'eager'; return i.decode().then(() => i.naturalWidth > 0, () => false); }))"
+    )
+    assert decoded and all(decoded), "every embedded image decodes"
+    # the user-controlled prompt stayed text: no injected element, no alert, the text itself shown
+    assert browser.evaluate("document.querySelectorAll('script').length") == 1
+    assert browser.evaluate("document.querySelector('[data-evil]') === null")
+    assert browser.evaluate("document.body.innerText.includes('<script>alert(\"x\")</script>')")
+    # the image viewer opens on click
+    browser.evaluate("document.querySelector('img.zoom').click()")
+    assert browser.evaluate("document.getElementById('viewer').open") is True
+    shot = browser.screenshot(_artifacts(tmp_path) / "report-viewer.png", full_page=False)
+    browser.evaluate("document.getElementById('viewer').close()")
+    full = browser.screenshot(_artifacts(tmp_path) / "report.png")
+    assert shot.stat().st_size > 10_000 and full.stat().st_size > 50_000
+    assert browser.problems() == []
