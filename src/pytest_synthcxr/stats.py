@@ -22,6 +22,8 @@ import numpy as np
 
 Direction = Literal["max", "min"]
 Outcome = Literal["pass", "fail", "inconclusive"]
+#: "fixed": descriptive fixed-sample intervals (Wilson, Newcombe); "anytime": valid under optional stopping
+IntervalKind = Literal["fixed", "anytime"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,13 @@ def wilson(count: int, nobs: int, alpha: float = 0.05) -> tuple[float, float]:
     return low, high
 
 
-def proportion(count: int, nobs: int, alpha: float = 0.05) -> Estimate:
-    low, high = wilson(count, nobs, alpha)
+def proportion(count: int, nobs: int, alpha: float = 0.05, interval: IntervalKind = "fixed", center: float | None = None) -> Estimate:
+    """A proportion with a Wilson interval, or an anytime-valid one whose mixing prior is centred
+    on `center` (the check's threshold: narrowest where the decision is made)."""
+    if interval == "anytime":
+        low, high = beta_binomial_cs(count, nobs, alpha, threshold_prior(center))
+    else:
+        low, high = wilson(count, nobs, alpha)
     return Estimate(count / nobs if nobs else math.nan, low, high, nobs)
 
 
@@ -65,40 +72,51 @@ def difference(count1: int, nobs1: int, count2: int, nobs2: int, alpha: float = 
     return Estimate(count1 / nobs1 - count2 / nobs2, low, high, nobs1 + nobs2)
 
 
-def simultaneous_wilson(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05) -> list[tuple[float, float]]:
-    """Wilson intervals at alpha / k each, jointly covering all k proportions with prob >= 1 - alpha."""
+def box(counts: Sequence[int], nobs: Sequence[int], alpha: float, interval: IntervalKind = "fixed") -> list[tuple[float, float]]:
+    """Intervals for k proportions holding jointly with prob >= 1 - alpha (each at alpha / k)."""
     k = len(counts)
-    return [wilson(c, n, alpha / k) for c, n in zip(counts, nobs)]
+    one = beta_binomial_cs if interval == "anytime" else wilson
+    return [one(c, n, alpha / k) for c, n in zip(counts, nobs)]
 
 
-def gap(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05) -> Estimate:
-    """max - min of k proportions, with the gap's range over the simultaneous Wilson box."""
+def gap(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05, interval: IntervalKind = "fixed") -> Estimate:
+    """max - min of k proportions, with the gap's range over the simultaneous box."""
     rates = [c / n for c, n in zip(counts, nobs)]
-    box = simultaneous_wilson(counts, nobs, alpha)
-    lows, highs = [b[0] for b in box], [b[1] for b in box]
+    joint = box(counts, nobs, alpha, interval)
+    lows, highs = [b[0] for b in joint], [b[1] for b in joint]
     low = max(0.0, max(lows) - min(highs))
     high = max(highs) - min(lows)
     return Estimate(max(rates) - min(rates), low, high, int(sum(nobs)))
 
 
-def ratio(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05) -> Estimate:
-    """min / max of k proportions (1 = parity), with its range over the simultaneous Wilson box."""
+def ratio(counts: Sequence[int], nobs: Sequence[int], alpha: float = 0.05, interval: IntervalKind = "fixed") -> Estimate:
+    """min / max of k proportions (1 = parity), with its range over the simultaneous box."""
     rates = [c / n for c, n in zip(counts, nobs)]
-    box = simultaneous_wilson(counts, nobs, alpha)
-    lows, highs = [b[0] for b in box], [b[1] for b in box]
+    joint = box(counts, nobs, alpha, interval)
+    lows, highs = [b[0] for b in joint], [b[1] for b in joint]
     value = min(rates) / max(rates) if max(rates) > 0 else 1.0
     low = min(lows) / max(highs) if max(highs) > 0 else 0.0
     high = 1.0 if max(lows) <= 0 else min(1.0, min(highs) / max(lows))
     return Estimate(value, low, high, int(sum(nobs)))
 
 
-def largest_difference(pairs: Sequence[tuple[int, int, int, int]], alpha: float = 0.05) -> tuple[Estimate, int]:
-    """max_j |p1_j - p2_j| over m pairs, Newcombe at alpha / m; also returns the index of the largest."""
+def largest_difference(
+    pairs: Sequence[tuple[int, int, int, int]], alpha: float = 0.05, interval: IntervalKind = "fixed"
+) -> tuple[Estimate, int]:
+    """max_j |p1_j - p2_j| over m pairs; also returns the index of the largest.
+
+    fixed: Newcombe at alpha / m; anytime: the range of p1 - p2 over the two proportions'
+    confidence sequences, each at alpha / 2m.
+    """
     m = len(pairs)
     values, lows, highs = [], [], []
     for c1, n1, c2, n2 in pairs:
         d = c1 / n1 - c2 / n2
-        lo, hi = newcombe(c1, n1, c2, n2, alpha / m)
+        if interval == "anytime":
+            (l1, h1), (l2, h2) = beta_binomial_cs(c1, n1, alpha / (2 * m)), beta_binomial_cs(c2, n2, alpha / (2 * m))
+            lo, hi = l1 - h2, h1 - l2
+        else:
+            lo, hi = newcombe(c1, n1, c2, n2, alpha / m)
         values.append(abs(d))
         # interval of |d| from the interval of d
         lows.append(0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi)))
@@ -170,6 +188,15 @@ def verdict(estimate: Estimate, threshold: float, direction: Direction) -> Outco
 # with probability >= 1 - alpha.
 
 
+def threshold_prior(center: float | None, strength: float = 20.0) -> tuple[float, float]:
+    """Beta prior of mean `center` worth `strength` pseudo-samples (each shape at least 0.5);
+    uniform without a center. The prior changes only the width, never the validity."""
+    if center is None:
+        return 1.0, 1.0
+    c = min(max(center, 0.0), 1.0)
+    return max(0.5, c * strength), max(0.5, (1 - c) * strength)
+
+
 def beta_binomial_cs(count: int, nobs: int, alpha: float = 0.05, prior: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
     """Anytime-valid interval for a proportion after `count` successes in `nobs` draws."""
     from scipy.optimize import brentq
@@ -192,9 +219,3 @@ def beta_binomial_cs(count: int, nobs: int, alpha: float = 0.05, prior: tuple[fl
     high = 1.0 if f == 0 or excess(1 - eps) < 0 else brentq(excess, centre, 1 - eps, xtol=1e-10)
     return float(low), float(high)
 
-
-def box(counts: Sequence[int], nobs: Sequence[int], alpha: float, interval: str = "wilson") -> list[tuple[float, float]]:
-    """Intervals for k proportions holding jointly with prob >= 1 - alpha (each at alpha / k)."""
-    k = len(counts)
-    one = beta_binomial_cs if interval == "anytime" else wilson
-    return [one(c, n, alpha / k) for c, n in zip(counts, nobs)]

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cells import Cell, subgroup_label
-from ..stats import Direction, Estimate, Outcome, verdict, wilson
+from ..stats import Direction, Estimate, IntervalKind, Outcome, verdict, wilson
 
 #: Judge calls are "positive" above the calibrated operating point, which judges map to 0.5.
 OPERATING_POINT = 0.5
@@ -48,6 +48,15 @@ class Result:
     confidence: float
     detail: str = ""
     groups: tuple[GroupRate, ...] = ()
+    #: the fixed-sample (descriptive) interval; `estimate` holds the one that decided
+    fixed: Estimate | None = None
+    interval: IntervalKind = "fixed"
+    #: samples per cell spent, and the most the spec allowed
+    samples: int = 0
+    budget: int = 0
+    #: multiple-testing adjusted p-value of the fail side (None: not adjusted)
+    p_fail: float | None = None
+    note: str = ""
 
     def message(self) -> str:
         """One line: verdict, estimate, interval, threshold and n."""
@@ -57,7 +66,8 @@ class Result:
             f"{self.verdict}: {self.quantity} = {e.value:.3f} "
             f"[{self.confidence:.0%} CI {e.low:.3f}, {e.high:.3f}], {bound} {self.threshold:g}, n={e.n}"
         )
-        return f"{text} ({self.detail})" if self.detail else text
+        text = f"{text} ({self.detail})" if self.detail else text
+        return f"{text}; {self.note}" if self.note else text
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +83,12 @@ class Result:
             "verdict": self.verdict,
             "confidence": self.confidence,
             "detail": self.detail,
+            "interval": self.interval,
+            "fixed": None if self.fixed is None else {"low": _round(self.fixed.low), "high": _round(self.fixed.high)},
+            "samples_per_cell": self.samples,
+            "budget_per_cell": self.budget,
+            "p_fail_adjusted": None if self.p_fail is None else _round(self.p_fail),
+            "note": self.note,
             "groups": [
                 {"label": g.label, "count": g.count, "n": g.n, "rate": _round(g.value), "low": _round(g.low), "high": _round(g.high)}
                 for g in self.groups
@@ -106,22 +122,37 @@ class Check:
     def cells(self) -> tuple[Cell, ...]:
         raise NotImplementedError
 
-    def evaluate(self, table: Any, confidence: float) -> Result:
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> "Measured":
+        """Estimate with its interval at level 1 - alpha; `looks` planned looks share alpha where
+        no confidence sequence exists (AUROC, means)."""
         raise NotImplementedError
 
-    def _result(self, estimate: Estimate, confidence: float, detail: str = "", groups: Sequence[GroupRate] = ()) -> Result:
+    def evaluate(self, table: Any, confidence: float, *, interval: IntervalKind = "fixed", looks: int = 1) -> Result:
+        """The verdict from `interval` intervals, with the fixed-sample interval kept for the report."""
+        alpha = 1 - confidence
+        fixed = self.measure(table, alpha, "fixed", 1)
+        decided = fixed if interval == "fixed" and looks == 1 else self.measure(table, alpha, interval, looks)
         return Result(
             check=self.nodename,
             family=self.family,
             quantity=self.quantity,
-            estimate=estimate,
+            estimate=decided.estimate,
             threshold=self.threshold,
             direction=self.direction,
-            verdict=verdict(estimate, self.threshold, self.direction),
+            verdict=verdict(decided.estimate, self.threshold, self.direction),
             confidence=confidence,
-            detail=detail,
-            groups=tuple(groups),
+            detail=fixed.detail,
+            groups=tuple(fixed.groups),
+            fixed=fixed.estimate,
+            interval=interval,
         )
+
+
+@dataclass(frozen=True)
+class Measured:
+    estimate: Estimate
+    detail: str = ""
+    groups: tuple[GroupRate, ...] = ()
 
 
 def grid(attributes: dict[str, Sequence[str]], by: Iterable[str]) -> list[tuple[tuple[str, str], ...]]:

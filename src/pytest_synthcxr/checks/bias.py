@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..cells import Cell
-from ..stats import Estimate, gap, largest_difference, ratio
-from .base import Check, GroupRate, Result, group_rate, label, positives
+from ..stats import IntervalKind, gap, largest_difference, ratio
+from .base import Check, Measured, group_rate, label, positives
 
 Metric = Literal["tpr", "sr"]
 Statistic = Literal["gap", "ratio", "deviation", "prompt-effect"]
@@ -47,39 +47,37 @@ class BiasCheck(Check):
         modes = (False, True) if self.statistic == "prompt-effect" else (self.named,)
         return tuple(c for named in modes for g in self.subgroups for c in self._cells_of(g, named))
 
-    def evaluate(self, table: Any, confidence: float) -> Result:
-        alpha = 1 - confidence
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         if self.statistic == "prompt-effect":
-            return self._prompt_effect(table, confidence)
+            return self._prompt_effect(table, alpha, interval)
         counts = [positives(table, self._cells_of(g, self.named), self.finding) for g in self.subgroups]
-        groups = [group_rate(label(g), c, n, alpha) for g, (c, n) in zip(self.subgroups, counts)]
+        groups = tuple(group_rate(label(g), c, n, alpha) for g, (c, n) in zip(self.subgroups, counts))
         if self.statistic in ("gap", "ratio"):
-            estimate = (gap if self.statistic == "gap" else ratio)([c for c, _ in counts], [n for _, n in counts], alpha)
+            how = gap if self.statistic == "gap" else ratio
+            estimate = how([c for c, _ in counts], [n for _, n in counts], alpha, interval)
             low_g = min(groups, key=lambda g: g.value)
             high_g = max(groups, key=lambda g: g.value)
             detail = f"lowest {low_g.label} {low_g.value:.3f}, highest {high_g.label} {high_g.value:.3f}"
-            return self._result(estimate, confidence, detail, groups)
+            return Measured(estimate, detail, groups)
         # deviation from the reference subgroup
         ref_index = self.subgroups.index(self.reference)
         rc, rn = counts[ref_index]
         others = [i for i in range(len(self.subgroups)) if i != ref_index]
-        estimate, worst = largest_difference([(counts[i][0], counts[i][1], rc, rn) for i in others], alpha)
-        w = groups[others[worst]]
-        detail = f"largest: {w.label} {w.value:.3f} vs reference {groups[ref_index].label} {groups[ref_index].value:.3f}"
-        return self._result(estimate, confidence, detail, groups)
+        estimate, worst = largest_difference([(counts[i][0], counts[i][1], rc, rn) for i in others], alpha, interval)
+        w, r = groups[others[worst]], groups[ref_index]
+        return Measured(estimate, f"largest: {w.label} {w.value:.3f} vs reference {r.label} {r.value:.3f}", groups)
 
-    def _prompt_effect(self, table: Any, confidence: float) -> Result:
-        alpha = 1 - confidence
+    def _prompt_effect(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
         pairs, groups = [], []
         for g in self.subgroups:
             cn, nn = positives(table, self._cells_of(g, True), self.finding)
             cp, np_ = positives(table, self._cells_of(g, False), self.finding)
             pairs.append((cn, nn, cp, np_))
             groups += [group_rate(f"{label(g)} (named)", cn, nn, alpha), group_rate(f"{label(g)} (plain)", cp, np_, alpha)]
-        estimate, worst = largest_difference(pairs, alpha)
+        estimate, worst = largest_difference(pairs, alpha, interval)
         cn, nn, cp, np_ = pairs[worst]
         detail = f"largest: {label(self.subgroups[worst])} named {cn / nn:.3f} vs plain {cp / np_:.3f}"
-        return self._result(estimate, confidence, detail, groups)
+        return Measured(estimate, detail, tuple(groups))
 
 
 __all__ = ["BiasCheck"]

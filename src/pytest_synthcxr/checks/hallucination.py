@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cells import Cell
-from ..stats import proportion
-from .base import Check, Result, group_rate, label, positives
+from ..stats import IntervalKind, proportion
+from .base import Check, Measured, group_rate, label, positives
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,10 @@ class HallucinationCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.population if c.finding != self.probe)
 
-    def evaluate(self, table: Any, confidence: float) -> Result:
-        alpha = 1 - confidence
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         count, n = positives(table, self.cells(), self.probe)
         by_group: dict[tuple[tuple[str, str], ...], list[Cell]] = {}
         for cell in self.cells():
             by_group.setdefault(cell.subgroup, []).append(cell)
-        groups = [group_rate(label(g), *positives(table, cells, self.probe), alpha) for g, cells in by_group.items()]
-        return self._result(proportion(count, n, alpha), confidence, f"{count} of {n} images flagged", groups)
+        groups = tuple(group_rate(label(g), *positives(table, cells, self.probe), alpha) for g, cells in by_group.items())
+        return Measured(proportion(count, n, alpha, interval, self.threshold), f"{count} of {n} images flagged", groups)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cells import Cell
-from ..stats import binary_entropy, mean_bounded
-from .base import Check, Result, rows, score_column
+from ..stats import IntervalKind, binary_entropy, mean_bounded
+from .base import Check, Measured, rows, score_column
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,9 @@ class UncertaintyCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 
-    def evaluate(self, table: Any, confidence: float) -> Result:
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         selected = rows(table, self.population)
         entropy = binary_entropy(selected[score_column(self.finding)].to_numpy())
-        estimate = mean_bounded(entropy, 1 - confidence, (0.0, 1.0))
+        estimate = mean_bounded(entropy, alpha / looks, (0.0, 1.0))  # alpha split over planned looks
         share = float((entropy > 0.5).mean()) if entropy.size else 0.0
-        return self._result(estimate, confidence, f"{share:.1%} of images above 0.5 bits")
+        return Measured(estimate, f"{share:.1%} of images above 0.5 bits")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..cells import Cell
-from ..stats import auroc, proportion
-from .base import Check, Result, rows, score_column, OPERATING_POINT
+from ..stats import IntervalKind, auroc, proportion
+from .base import OPERATING_POINT, Check, Measured, rows, score_column
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,18 @@ class ValidityCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 
-    def evaluate(self, table: Any, confidence: float) -> Result:
-        alpha = 1 - confidence
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         selected = rows(table, self.population)
         scores = selected[score_column(self.finding)].to_numpy()
         asked = (selected["finding"] == self.finding).to_numpy()
         pos, neg = scores[asked], scores[~asked]
         if self.metric == "sensitivity":
-            estimate = proportion(int((pos > OPERATING_POINT).sum()), int(pos.size), alpha)
+            estimate = proportion(int((pos > OPERATING_POINT).sum()), int(pos.size), alpha, interval, self.threshold)
             detail = f"{estimate.n} images asked for {self.finding}"
         elif self.metric == "fpr":
-            estimate = proportion(int((neg > OPERATING_POINT).sum()), int(neg.size), alpha)
+            estimate = proportion(int((neg > OPERATING_POINT).sum()), int(neg.size), alpha, interval, self.threshold)
             detail = f"{estimate.n} images not asking for {self.finding}"
         else:
-            estimate = auroc(pos, neg, alpha)
+            estimate = auroc(pos, neg, alpha / looks)  # no confidence sequence: alpha split over planned looks
             detail = f"{pos.size} asked vs {neg.size} not asked"
-        return self._result(estimate, confidence, detail)
+        return Measured(estimate, detail)

@@ -1,0 +1,126 @@
+"""Sequential sampling: grow a check's cells in rounds and stop as soon as its verdict is known;
+then control false blocks across all items (multiple testing on the fail side).
+
+Why the fail side only: a release ships only if every item passes, an intersection-union test,
+so the chance of shipping a model with at least one truly bad check is already bounded by each
+check's own alpha. What multiplies with the number of items is the chance of a false *block*;
+Holm (default) or Benjamini-Hochberg on the fail-side p-values controls that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+from .checks.base import Check, Result
+from .stats import IntervalKind, verdict
+
+Correction = Literal["holm", "bh", "none"]
+
+
+def rounds(first: int, budget: int) -> list[int]:
+    """Samples per cell at each look: first, 2 first, 4 first, ... and the budget itself."""
+    looks, n = [], max(1, min(first, budget))
+    while n < budget:
+        looks.append(n)
+        n *= 2
+    return looks + [budget]
+
+
+def run_check(check: Check, table_of: Callable[[Check, int], Any], confidence: float, *, sequential: bool, first_round: int) -> tuple[Result, Any]:
+    """Evaluate a check at each planned look until it is decided; returns the result and its table."""
+    schedule = rounds(first_round, check.samples) if sequential else [check.samples]
+    interval: IntervalKind = "anytime" if sequential else "fixed"
+    for n in schedule:
+        table = table_of(check, n)
+        result = check.evaluate(table, confidence, interval=interval, looks=len(schedule))
+        if result.verdict != "inconclusive":
+            break
+    result = replace(result, samples=n, budget=check.samples)
+    if result.verdict == "inconclusive":
+        result = replace(result, note=more_samples_note(result))
+    return result, table
+
+
+def more_samples_note(result: Result) -> str:
+    """How many more samples per cell would likely decide an inconclusive item (1/sqrt(n) shrinkage)."""
+    e = result.estimate
+    distance = abs(e.value - result.threshold)
+    half = (e.high - e.low) / 2
+    if not math.isfinite(e.value) or distance < 1e-9 or result.samples == 0:
+        return "the estimate sits at the threshold: more samples are unlikely to decide it"
+    needed = math.ceil(result.samples * (half / distance) ** 2)
+    return f"about {max(needed - result.samples, 1)} more samples per cell would likely decide it"
+
+
+def fail_p_value(check: Check, table: Any, confidence: float, interval: IntervalKind, looks: int) -> float:
+    """Smallest alpha at which the check's interval lies on the forbidden side (bisection in log alpha)."""
+
+    def fails(alpha: float) -> bool:
+        return verdict(check.measure(table, alpha, interval, looks).estimate, check.threshold, check.direction) == "fail"
+
+    alpha = 1 - confidence
+    if not fails(alpha):
+        return 1.0
+    low, high = math.log(1e-12), math.log(alpha)  # fails at high; find the boundary below it
+    if fails(math.exp(low)):
+        return 1e-12
+    for _ in range(40):
+        mid = (low + high) / 2
+        if fails(math.exp(mid)):
+            high = mid
+        else:
+            low = mid
+    return math.exp(high)
+
+
+def adjust(results: dict[str, Result], p_fail: dict[str, float], confidence: float, method: Correction) -> dict[str, Result]:
+    """Fail-side multiple-testing control: a raw fail whose adjusted p exceeds alpha becomes inconclusive.
+
+    Items that did not fail carry p = 1: step-down (Holm) and step-up (BH) rejections of the
+    smaller p-values do not depend on the exact value of p-values above alpha.
+    """
+    if method == "none" or not results:
+        return results
+    from statsmodels.stats.multitest import multipletests
+
+    names = list(results)
+    alpha = 1 - confidence
+    pvals = [p_fail.get(name, 1.0) for name in names]
+    reject, adjusted, _, _ = multipletests(pvals, alpha=alpha, method="holm" if method == "holm" else "fdr_bh")
+    out = {}
+    for name, rej, p_adj in zip(names, reject, adjusted):
+        result = replace(results[name], p_fail=float(p_adj))
+        if result.verdict == "fail" and not rej:
+            note = f"fails at the item's own level but not after {method} across {len(names)} items (adjusted p {p_adj:.3g})"
+            result = replace(result, verdict="inconclusive", note=note)
+        out[name] = result
+    return out
+
+
+def run_all(
+    checks: Sequence[Check],
+    table_of: Callable[[Check, int], Any],
+    confidence: float,
+    *,
+    sequential: bool,
+    first_round: int,
+    correction: Correction,
+    on_error: Callable[[Check, BaseException], None],
+) -> dict[str, Result]:
+    raw: dict[str, Result] = {}
+    p_fail: dict[str, float] = {}
+    interval: IntervalKind = "anytime" if sequential else "fixed"
+    for check in checks:
+        try:
+            result, table = run_check(check, table_of, confidence, sequential=sequential, first_round=first_round)
+        except Exception as exc:  # one broken check must not lose the others' finished work
+            on_error(check, exc)
+            continue
+        raw[check.nodename] = result
+        if result.verdict == "fail":
+            looks = len(rounds(first_round, check.samples)) if sequential else 1
+            p_fail[check.nodename] = fail_p_value(check, table, confidence, interval, looks)
+    return adjust(raw, p_fail, confidence, correction)

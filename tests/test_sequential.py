@@ -1,0 +1,98 @@
+"""Sequential sampling: schedule, anytime-valid coverage under optional stopping, false verdicts,
+fail-side multiple-testing control. Simulated Bernoulli data, no images."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pytest_synthcxr import stats
+from pytest_synthcxr.checks.base import Result
+from pytest_synthcxr.sequential import adjust, more_samples_note, rounds
+from pytest_synthcxr.stats import Estimate
+
+RUNS = 1000
+
+
+def test_rounds_double_up_to_the_budget():
+    assert rounds(16, 200) == [16, 32, 64, 128, 200]
+    assert rounds(16, 128) == [16, 32, 64, 128]
+    assert rounds(50, 20) == [20]
+
+
+def test_beta_binomial_cs_is_wider_than_wilson_and_contains_the_mle():
+    for count, n in [(0, 16), (5, 16), (250, 500), (16, 16)]:
+        low, high = stats.beta_binomial_cs(count, n)
+        wl, wh = stats.wilson(count, n)
+        assert low <= wl + 1e-12 and high >= wh - 1e-12
+        assert low <= count / n <= high
+
+
+def test_beta_binomial_cs_boundary_is_where_the_martingale_crosses():
+    from scipy.special import betaln
+
+    low, high = stats.beta_binomial_cs(30, 100, alpha=0.05)
+    for p in (low, high):
+        log_m = betaln(31, 71) - betaln(1, 1) - 30 * math.log(p) - 70 * math.log1p(-p)
+        assert log_m == pytest.approx(math.log(20), abs=1e-6)
+
+
+def sequential_run(rng, p, threshold, budget=1024, first=16, alpha=0.05):
+    """Sample Bernoulli(p) in rounds, stop when the CS is on one side of an upper limit."""
+    draws = rng.random(budget) < p
+    for n in rounds(first, budget):
+        low, high = stats.beta_binomial_cs(int(draws[:n].sum()), n, alpha, stats.threshold_prior(threshold))
+        outcome = stats.verdict(Estimate(draws[:n].mean(), low, high, n), threshold, "max")
+        if outcome != "inconclusive":
+            break
+    return outcome, n, low <= p <= high
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.42])
+def test_coverage_under_optional_stopping(p):
+    rng = np.random.default_rng(11)
+    covered = sum(sequential_run(rng, p, threshold=0.2)[2] for _ in range(RUNS))
+    assert covered / RUNS >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / RUNS)
+
+
+def test_at_the_threshold_pass_is_rare_and_mostly_inconclusive():
+    rng = np.random.default_rng(12)
+    outcomes = [sequential_run(rng, 0.05, threshold=0.05)[0] for _ in range(RUNS)]
+    assert outcomes.count("pass") / RUNS <= 0.05
+    assert outcomes.count("inconclusive") / RUNS >= 0.9
+
+
+@pytest.mark.parametrize("p, expected", [(0.10, "fail"), (0.01, "pass")])
+def test_far_from_the_threshold_the_right_verdict_early(p, expected):
+    rng = np.random.default_rng(13)
+    runs = [sequential_run(rng, p, threshold=0.05) for _ in range(RUNS)]
+    assert sum(r[0] == expected for r in runs) / RUNS >= 0.95
+    assert np.median([r[1] for r in runs]) < 1024 / 2  # decided well before the budget
+
+
+def result(name, verdict, value=0.3, low=0.2, high=0.4, threshold=0.1, samples=100):
+    return Result(
+        check=name, family="bias", quantity="q", estimate=Estimate(value, low, high, samples), threshold=threshold,
+        direction="max", verdict=verdict, confidence=0.95, samples=samples,
+    )
+
+
+def test_holm_on_the_fail_side_only():
+    results = {"a": result("a", "fail"), "b": result("b", "fail"), "c": result("c", "pass"), "d": result("d", "inconclusive")}
+    # Holm with m = 4: sorted p 0.001 (x4 = 0.004 <= 0.05: rejected), 0.02 (x3 = 0.06 > 0.05: kept)
+    adjusted = adjust(results, {"a": 0.001, "b": 0.02}, 0.95, "holm")
+    assert adjusted["a"].verdict == "fail" and adjusted["a"].p_fail == pytest.approx(0.004)
+    assert adjusted["b"].verdict == "inconclusive" and "holm across 4 items" in adjusted["b"].note
+    assert adjusted["c"].verdict == "pass" and adjusted["d"].verdict == "inconclusive"
+    # BH: 0.02 <= 2/4 * 0.05 = 0.025, so both rejected
+    bh = adjust(results, {"a": 0.001, "b": 0.02}, 0.95, "bh")
+    assert bh["b"].verdict == "fail"
+    assert adjust(results, {"a": 0.001, "b": 0.02}, 0.95, "none") == results
+
+
+def test_more_samples_note():
+    r = result("a", "inconclusive", value=0.08, low=0.03, high=0.13, threshold=0.1, samples=100)
+    # half-width 0.05, distance 0.02: n * (0.05 / 0.02)^2 = 625, so 525 more
+    assert more_samples_note(r) == "about 525 more samples per cell would likely decide it"
+    at = result("a", "inconclusive", value=0.1, low=0.05, high=0.15, threshold=0.1)
+    assert "sits at the threshold" in more_samples_note(at)
