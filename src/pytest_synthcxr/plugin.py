@@ -61,6 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("report", None, "write the self-contained HTML audit report here (default: none)"),
         ("json", None, "write the audit results as JSON here (default: none)"),
         ("csv", None, "write every sample's judge scores as CSV here (default: none)"),
+        ("baseline", None, "a previous run's --synthcxr-json to compare with: deltas with intervals, regressions flagged (default: none)"),
         ("seed", _seed, "base seed of every generated sample (default: 'seed' in the spec, else 0)"),
         ("device", _device, "torch device for generator and judges: auto, cpu, mps, cuda[:N] (default: auto)"),
     ]
@@ -100,12 +101,17 @@ def pytest_configure(config: pytest.Config) -> None:
         report=_path(config, "report"),
         json=_path(config, "json"),
         csv=_path(config, "csv"),
+        baseline=_baseline(config),
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     log = (lambda line: reporter.write_line(line)) if reporter is not None else None
     audit = AuditSession(loaded, options, log=log)
     config.stash[AUDIT_KEY] = audit
     config.pluginmanager.register(_AuditPlugin(audit), "synthcxr-audit")
+    if config.pluginmanager.hasplugin("html"):  # pytest-html: link to the audit report, per-item numbers
+        from .report.pytest_html_hooks import PytestHtmlHooks
+
+        config.pluginmanager.register(PytestHtmlHooks(audit, config), "synthcxr-pytest-html")
 
 
 def _setting(config: pytest.Config, name: str, parse: Any = None) -> Any:
@@ -125,6 +131,20 @@ def _path(config: pytest.Config, name: str) -> Path | None:
         return Path(getattr(config.option, f"synthcxr_{name}")).absolute()
     ini = config.getini(f"synthcxr_{name}")
     return (config.rootpath / ini) if ini else None
+
+
+def _baseline(config: pytest.Config) -> Path | None:
+    """The baseline JSON, checked now: a missing or foreign file is a usage error before any test runs."""
+    path = _path(config, "baseline")
+    if path is not None:
+        from .report.baseline import BaselineError, load
+        from .report.schema import SCHEMA_VERSION
+
+        try:
+            load(path, SCHEMA_VERSION)
+        except BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return path
 
 
 def _spec_path(config: pytest.Config) -> Path | None:

@@ -19,6 +19,7 @@ class RunOptions:
     report: Path | None = None
     json: Path | None = None
     csv: Path | None = None
+    baseline: Path | None = None  # a previous run's JSON report to compare with
 
 
 @dataclass
@@ -56,6 +57,7 @@ class AuditSession:
                 self.options.seed,
                 batch_size=self.spec.batch_size,
                 thumbnails=self.spec.thumbnails,
+                thumbnail_size=256,  # the report shows them at 112 px and full size on click
             )
         return self._pool
 

@@ -12,12 +12,11 @@ import json
 import math
 import os
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .baseline import BaselineError
-from .data import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, load_schema
 
 __all__ = ["SCHEMA_VERSION", "BaselineError", "build", "load_schema", "write_csv", "write_html", "write_json"]
 
@@ -32,11 +31,6 @@ def build(audit: Any, baseline: Path | None = None) -> dict[str, Any]:
     if path is not None:
         compare.compare(data, compare.load(Path(path), SCHEMA_VERSION), Path(path).name)
     return data
-
-
-def load_schema() -> dict[str, Any]:
-    """The JSON schema of the report (draft 2020-12)."""
-    return json.loads(resources.files(__package__).joinpath("report_schema.json").read_text(encoding="utf-8"))
 
 
 def _atomic_write(path: Path, payload: bytes) -> Path:

@@ -2,13 +2,12 @@
 
 Everything here is determined by the spec, the model and the seed (no dates, no timings, no
 paths of temporary files), so the same run serializes to byte-identical JSON. The layout is
-documented by ``report_schema.json`` next to this module (``SCHEMA_VERSION``).
+documented by ``report_schema.json`` next to this module (``schema.SCHEMA_VERSION``).
 """
 
 from __future__ import annotations
 
 import platform
-import re
 from importlib import metadata
 from typing import Any
 
@@ -18,8 +17,8 @@ from .. import __version__
 from ..cells import subgroup_label
 from ..checks.base import OPERATING_POINT, score_column
 from ..stats import binary_entropy, wilson
+from .schema import SCHEMA_VERSION, anchor
 
-SCHEMA_VERSION = 1
 #: entropy histogram: ENTROPY_BINS equal bins over [0, 1] bit
 ENTROPY_BINS = 20
 #: images per probe in the hallucination gallery (the most confidently flagged)
@@ -62,19 +61,14 @@ def build(audit: Any) -> dict[str, Any]:
         "items": items,
         "errors": dict(sorted(audit.errors.items())),
         "rates": rates,
-        "entropy": _entropy(table, audit),
-        "hallucination": _hallucination(table, audit, prompts),
+        "entropy": _entropy(table, audit, items),
+        "hallucination": _hallucination(table, audit, items, prompts),
         "cells": _cells(table, pool, spec),
         "invalid": _invalid(table, prompts),
         "baseline": None,
         "versions": _versions(),
     }
     return data
-
-
-def anchor(nodename: str) -> str:
-    """HTML id of an item's section: 'bias[tpr-gap-Effusion-sex*race]' -> 'item-bias-tpr-gap-Effusion-sex-race'."""
-    return "item-" + re.sub(r"[^A-Za-z0-9_]+", "-", nodename).strip("-")
 
 
 def _table(pool: Any) -> Any:
@@ -248,17 +242,15 @@ def _mark_failing(rates: list[dict[str, Any]], items: list[dict[str, Any]], audi
                     entry["flags"].append(item["id"])
 
 
-def _population_rows(table: Any, audit: Any, family: str, attribute: str, value: str) -> Any:
-    """Valid rows of the first check of `family` whose `attribute` equals `value` (its cells and n)."""
-    for check in audit.checks:
-        if check.family == family and getattr(check, attribute) == value:
-            keys = {c.key for c in check.cells()}
-            selected = table[table["cell"].isin(keys) & (table["i"] < check.samples) & table["valid"]]
-            return selected
+def _item_rows(table: Any, items: list[dict[str, Any]], family: str, subject: str) -> Any:
+    """Valid rows behind the first item of `family` about `subject`: its cells, the samples it spent."""
+    for item in items:
+        if item["family"] == family and item["subject"] == subject and item["samples_per_cell"]:
+            return table[table["cell"].isin(item["cells"]) & (table["i"] < item["samples_per_cell"]) & table["valid"]]
     return None
 
 
-def _entropy(table: Any, audit: Any) -> list[dict[str, Any]]:
+def _entropy(table: Any, audit: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Histogram of the judge's binary entropy (bits) per finding, on each uncertainty item's images."""
     if table is None:
         return []
@@ -269,7 +261,7 @@ def _entropy(table: Any, audit: Any) -> list[dict[str, Any]]:
         if check.family != "uncertainty" or check.finding in seen:
             continue
         seen.add(check.finding)
-        selected = _population_rows(table, audit, "uncertainty", "finding", check.finding)
+        selected = _item_rows(table, items, "uncertainty", check.finding)
         column = score_column(check.finding)
         if selected is None or column not in selected:
             continue
@@ -290,7 +282,7 @@ def _entropy(table: Any, audit: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _hallucination(table: Any, audit: Any, prompts: dict[str, str]) -> list[dict[str, Any]]:
+def _hallucination(table: Any, audit: Any, items: list[dict[str, Any]], prompts: dict[str, str]) -> list[dict[str, Any]]:
     """Per probe: the images the judge flags most confidently (all from prompts not asking for it)."""
     if table is None:
         return []
@@ -300,7 +292,7 @@ def _hallucination(table: Any, audit: Any, prompts: dict[str, str]) -> list[dict
         if check.family != "hallucination" or check.probe in seen:
             continue
         seen.add(check.probe)
-        selected = _population_rows(table, audit, "hallucination", "probe", check.probe)
+        selected = _item_rows(table, items, "hallucination", check.probe)
         column = score_column(check.probe)
         if selected is None or column not in selected:
             continue

@@ -76,10 +76,10 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "strips": {item["id"]: strip(item) for item in items},
         "wide_strips": {item["id"]: strip(item, left=PLOT_LEFT, width=PLOT_WIDTH, label=short_name(item)) for item in items},
         "bias_panels": bias_panels(by_family.get("bias", []), data),
-        "group_plots": {item["id"]: interval_plot(_rows(item["groups"]), axis=f"{item['subject']} rate") for item in items if item["family"] != "bias" and item["groups"]},
+        "group_plots": {item["id"]: interval_plot(_rows(item["groups"]), axis=f"{item['subject']} rate", threshold=item["threshold"]) for item in items if item["family"] != "bias" and item["groups"]},
         "heatmaps": heatmaps(data["rates"], data),
         "entropy": [histogram(e) for e in data["entropy"]],
-        "hallucination": hallucination_gallery(data["hallucination"], pool),
+        "hallucination": hallucination_gallery(data["hallucination"], pool, {c["key"]: c["subgroup"] for c in data["cells"]}),
         "galleries": galleries(pool, data["cells"]),
         "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
     }
@@ -155,6 +155,7 @@ def interval_plot(
     band: tuple[float, float] | None = None,
     reference: float | None = None,
     row_bands: list[tuple[float, float] | None] | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Per-subgroup estimates with intervals on a 0..1 axis, an optional shared allowed band,
     per-row allowed bands (prompt effect) and a dashed reference line; the axis is at the bottom."""
@@ -187,6 +188,8 @@ def interval_plot(
         "band_values": band,
         "reference": _x(reference) if reference is not None else None,
         "reference_value": reference,
+        "threshold": _x(threshold) if threshold is not None else None,
+        "threshold_value": threshold,
         "ticks": [{"x": _x(v), "label": f"{v:g}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
     }
 
@@ -265,32 +268,49 @@ def heatmaps(rates: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str
 
 
 def histogram(entry: dict[str, Any]) -> dict[str, Any]:
-    """Bars of an entropy histogram (images asked for the finding stacked under the others)."""
-    width, height, left, bottom = 300, 120, 34, 96
+    """Bars of an entropy histogram (images asked for the finding stacked under the others).
+    Heights are square-root scaled, so a few uncertain images still show next to a tall 0 bin."""
+    width, height, left, bottom, top = PLOT_WIDTH, 132, PLOT_LEFT, 104, 14
     counts, asked = entry["counts"], entry["counts_asked"]
     peak = max(counts) if counts and max(counts) > 0 else 1
-    bw = (width - left - 8) / len(counts)
+    span = width - left - PLOT_RIGHT
+    bw = span / len(counts)
+
+    def h(c: int) -> float:
+        return round((bottom - top) * math.sqrt(c / peak), 1)
+
     bars = []
     for i, (c, a) in enumerate(zip(counts, asked)):
-        h_all = (bottom - 10) * c / peak
-        h_asked = (bottom - 10) * a / peak
         bars.append(
             {
                 "x": round(left + i * bw, 1),
                 "w": round(bw - 1, 1),
-                "y": round(bottom - h_all, 1),
-                "h": round(h_all, 1),
-                "ya": round(bottom - h_asked, 1),
-                "ha": round(h_asked, 1),
+                "y": round(bottom - h(c), 1),
+                "h": h(c),
+                "ya": round(bottom - h(a), 1),
+                "ha": h(a),
                 "lo": entry["edges"][i],
                 "hi": entry["edges"][i + 1],
                 "count": c,
                 "asked": a,
             }
         )
-    ticks = [{"x": round(left + v * (width - left - 8), 1), "label": f"{v:g}"} for v in (0.0, 0.5, 1.0)]
-    mean_x = round(left + entry["mean"] * (width - left - 8), 1) if entry["mean"] is not None else None
-    return {**entry, "width": width, "height": height, "left": left, "bottom": bottom, "bars": bars, "peak": peak, "ticks": ticks, "mean_x": mean_x}
+    ticks = [{"x": round(left + v * span, 1), "label": f"{v:g}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    yticks = sorted({peak, max(1, round(peak / 4))}, reverse=True)
+    mean_x = round(left + entry["mean"] * span, 1) if entry["mean"] is not None else None
+    return {
+        **entry,
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": width - PLOT_RIGHT,
+        "top": top,
+        "bottom": bottom,
+        "bars": bars,
+        "yticks": [{"y": round(bottom - h(c), 1), "label": c} for c in yticks],
+        "ticks": ticks,
+        "mean_x": mean_x,
+    }
 
 
 # ---------------------------------------------------------------- images
@@ -311,14 +331,14 @@ def image_uri(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def hallucination_gallery(entries: list[dict[str, Any]], pool: Any) -> dict[str, list[dict[str, Any]]]:
+def hallucination_gallery(entries: list[dict[str, Any]], pool: Any, subgroups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     """Regenerate the most confidently flagged images from their prompt and seed (the seed rule
     makes them the very images that were judged), one generator call per probe."""
     out: dict[str, list[dict[str, Any]]] = {}
     if pool is None:
         return out
     for entry in entries:
-        top = entry["top"]
+        top = [{**t, "subgroup": subgroups.get(t["cell"], "")} for t in entry["top"]]
         if not top:
             out[entry["probe"]] = []
             continue
