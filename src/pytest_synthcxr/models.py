@@ -21,15 +21,23 @@ class ModelError(Exception):
 
 
 def known_models() -> list[str]:
-    return sorted(BUILTIN_MODELS)
+    from .registry import known_models as known
+
+    return known()
 
 
-def check_model(name: str, source: str) -> None:
-    if name not in BUILTIN_MODELS:
-        raise ModelError(ERR_UNKNOWN_MODEL.format(name=name, source=source, known=", ".join(known_models())))
+def check_model(name: str, source: str, loaded: Any = None, *, allow_pickle: bool = False) -> None:
+    """Resolve the model and its judges cheaply (see registry.check); raises ModelError."""
+    from .registry import check
+
+    check(name, source, loaded, allow_pickle=allow_pickle)
 
 
-def load_generator(name: str) -> Any:
+def load_generator(name: str, loaded: Any = None, *, device: str = "auto", allow_pickle: bool = False) -> Any:
+    if name not in BUILTIN_MODELS or (loaded is not None and name in loaded.spec.models):
+        from .registry import load_generator as load
+
+        return load(name, loaded, device=device, allow_pickle=allow_pickle)
     kind, preset, _ = BUILTIN_MODELS[name]
     if kind == "phantom":
         from .generators.phantom import PhantomGenerator

@@ -68,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, kind, help_text in options:
         group.addoption(f"--synthcxr-{name}", dest=f"synthcxr_{name}", default=None, type=kind, help=help_text)
         parser.addini(f"synthcxr_{name}", f"ini equivalent of --synthcxr-{name}", default=None)
+    group.addoption(
+        "--synthcxr-allow-pickle",
+        dest="synthcxr_allow_pickle",
+        action="store_true",
+        default=None,
+        help="allow loading pickle weight files (.bin, .pt, .ckpt), which can run code (default: safetensors only)",
+    )
+    parser.addini("synthcxr_allow_pickle", "ini equivalent of --synthcxr-allow-pickle", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,9 +96,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from .session import AuditSession, RunOptions
     from .spec import SpecError, load_spec
 
+    allow_pickle = bool(config.option.synthcxr_allow_pickle or config.getini("synthcxr_allow_pickle"))
     try:
-        check_model(model, source)
         loaded = load_spec(spec_path)
+        check_model(model, source, loaded, allow_pickle=allow_pickle)
     except (SpecError, ModelError) as exc:
         raise pytest.UsageError(str(exc)) from None
     seed = _setting(config, "seed", _seed)
@@ -101,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         report=_path(config, "report"),
         json=_path(config, "json"),
         csv=_path(config, "csv"),
+        allow_pickle=allow_pickle,
         baseline=_baseline(config),
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")

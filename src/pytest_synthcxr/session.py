@@ -19,6 +19,7 @@ class RunOptions:
     report: Path | None = None
     json: Path | None = None
     csv: Path | None = None
+    allow_pickle: bool = False
     baseline: Path | None = None  # a previous run's JSON report to compare with
 
 
@@ -45,21 +46,40 @@ class AuditSession:
     @property
     def pool(self) -> Any:
         if self._pool is None:
-            from .models import BUILTIN_MODELS, load_generator, load_judge
+            from .models import ModelError
             from .pool import SamplePool
+            from .registry import load_generator, load_judge
 
-            self._generator = load_generator(self.options.model)
-            judge_name = BUILTIN_MODELS[self.options.model][2] if self.spec.judge is None else self.spec.judge
-            self._judge = load_judge(judge_name, self.options.device)
+            o = self.options
+            try:
+                self._generator = load_generator(o.model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
+                self._judge = load_judge(o.model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
+            except ModelError as exc:  # unusable model: stop the run with its one line, no traceback
+                import pytest
+
+                pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             self._pool = SamplePool(
                 self._generator,
                 self._judge,
                 self.options.seed,
                 batch_size=self.spec.batch_size,
+                progress=self._progress,
                 thumbnails=self.spec.thumbnails,
                 thumbnail_size=256,  # the report shows them at 112 px and full size on click
             )
         return self._pool
+
+    def _progress(self, done: int, total: int) -> None:
+        """A progress line on long generation runs, at most every 20 s (through the terminal reporter)."""
+        now = time.perf_counter()
+        state = self.__dict__.setdefault("_progress_state", {"done": 0})
+        if done <= state["done"]:  # a new pool.ensure() run: its first batch just finished
+            state.update(first=done, t_first=now, shown=now)
+        state["done"] = done
+        if self.log and done < total and now - state["shown"] >= 20.0:
+            state["shown"] = now
+            rate = (done - state["first"]) / max(now - state["t_first"], 1e-9)
+            self.log(f"synthcxr: {done}/{total} images generated and judged ({rate:.2f} images/s)")
 
     def evaluate(self, check: Check) -> Result:
         if check.nodename not in self.results:

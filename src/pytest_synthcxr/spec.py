@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .modelspec import JudgeSpec, ModelSpec
 from .vocabulary import FINDINGS, PROBES, RACES, SEXES
 
 Finding = Literal[FINDINGS]  # type: ignore[valid-type]
@@ -109,7 +110,8 @@ class HallucinationSpec(_Section):
 
 class AuditSpec(_Section):
     model: str | None = None
-    judge: Literal["phantom"] = "phantom"
+    #: judge name(s): "phantom", "xrv", "xrv:<weights>" or a [judges] table; several form an ensemble
+    judge: str | list[str] | None = None
     seed: int = Field(default=0, ge=0)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     samples_per_cell: int = Field(default=100, ge=2, le=1_000_000)
@@ -122,6 +124,8 @@ class AuditSpec(_Section):
     validity: list[ValiditySpec] = Field(default_factory=list)
     uncertainty: list[UncertaintySpec] = Field(default_factory=list)
     hallucination: list[HallucinationSpec] = Field(default_factory=list)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    judges: dict[str, JudgeSpec] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

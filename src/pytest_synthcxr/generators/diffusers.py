@@ -1,0 +1,286 @@
+"""Stable-Diffusion-style diffusers pipelines (RoentGen and peers) as audit generators.
+
+- Loads a local pipeline folder or a hub id offline-first (``local_files_only``), with the safety
+  checker disabled explicitly (it blacks out chest X-rays).
+- One CPU ``torch.Generator`` per image, seeded from the pool, so image i depends only on
+  (prompt i, seed i), not on the batch it was generated in (up to ~1e-6 of floating-point noise
+  when the batch composition changes).
+- Batches of ``batch_size`` images, halved automatically on out-of-memory.
+- Weights in safetensors only unless ``allow_pickle``.
+- Returns float32 (N, H, W) grayscale in [0, 1]; black, constant or NaN images are left as they
+  come out, for the pool to count as invalid.
+
+Importing this module does not import torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+ERR_NOT_PIPELINE = "synthcxr: model {name!r}: {path} is not a diffusers pipeline folder (no model_index.json)"
+ERR_PICKLE = (
+    "synthcxr: model {name!r}: {path} holds pickle weights only ({files}); pickle files can run code "
+    "when loaded: convert them to safetensors or pass --synthcxr-allow-pickle"
+)
+
+
+class GeneratorError(Exception):
+    """A generator that cannot be built or run; str() is the one line shown to the user."""
+
+
+def pickle_only_components(folder: Path) -> list[tuple[Path, list[str]]]:
+    """Components of a pipeline folder whose weights exist only as pickle files."""
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        names = [f.name for f in sub.iterdir() if f.is_file()]
+        pickles = [n for n in names if n.endswith(PICKLE_SUFFIXES)]
+        if pickles and not any(n.endswith(".safetensors") for n in names):
+            found.append((sub, sorted(pickles)))
+    return found
+
+
+def check_pipeline_folder(folder: Path, name: str, allow_pickle: bool) -> None:
+    """Cheap checks (no imports) of a local pipeline folder; raises GeneratorError."""
+    if not (folder / "model_index.json").is_file():
+        raise GeneratorError(ERR_NOT_PIPELINE.format(name=name, path=folder))
+    if not allow_pickle:
+        bad = pickle_only_components(folder)
+        if bad:
+            sub, files = bad[0]
+            raise GeneratorError(ERR_PICKLE.format(name=name, path=sub, files=", ".join(files)))
+
+
+def _quiet() -> None:
+    """No progress bars or info chatter from diffusers/transformers inside pytest's output."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class DiffusersGenerator:
+    """A diffusers text-to-image pipeline; ``source`` is a local folder or a hub id."""
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        dtype: str = "auto",
+        steps: int | None = None,
+        guidance: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        scheduler: str | None = None,
+        negative_prompt: str | None = None,
+        batch_size: int | None = None,
+        revision: str | None = None,
+        allow_pickle: bool = False,
+        attention_slicing: bool = False,
+        vae_slicing: bool = False,
+        note: str | None = None,
+    ) -> None:
+        self.source = str(source)
+        self.local = Path(self.source).is_dir()
+        self.name = name or self.source
+        self.device = device
+        self.dtype_name = dtype if dtype != "auto" else ("float16" if device.startswith("cuda") else "float32")
+        self.steps = steps
+        self.guidance = guidance
+        self.height = height
+        self.width = width
+        self.scheduler_name = scheduler
+        self.negative_prompt = negative_prompt
+        self.batch_size = batch_size or (8 if device.startswith(("cuda", "mps")) else 4)
+        self.revision = revision
+        self.allow_pickle = allow_pickle
+        self.note = note
+        if self.local:
+            check_pipeline_folder(Path(self.source), self.name, allow_pickle)
+        self.pipe = self._load(attention_slicing, vae_slicing)
+        self._fingerprint: str | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _load(self, attention_slicing: bool, vae_slicing: bool) -> Any:
+        try:
+            import diffusers
+            import torch
+        except ImportError as exc:
+            raise GeneratorError(f"synthcxr: model {self.name!r} needs diffusers and transformers: pip install 'pytest-synthcxr[real]'") from exc
+        _quiet()
+        kwargs: dict[str, Any] = {
+            "safety_checker": None,  # the SD safety checker blacks out chest X-rays
+            "feature_extractor": None,
+            "requires_safety_checker": False,
+            "dtype": getattr(torch, self.dtype_name),
+            "use_safetensors": None if self.allow_pickle else True,
+        }
+        if self.revision:
+            kwargs["revision"] = self.revision
+        pipe = None
+        try:
+            pipe = diffusers.DiffusionPipeline.from_pretrained(self.source, local_files_only=True, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - rephrased below, one line
+            first = exc
+            if not self.local and not os.environ.get("HF_HUB_OFFLINE"):
+                try:  # not in the local cache: try the hub (gated weights need a token)
+                    pipe = diffusers.DiffusionPipeline.from_pretrained(self.source, **kwargs)
+                except Exception as exc2:  # noqa: BLE001
+                    first = exc2
+            if pipe is None:
+                raise GeneratorError(self._load_error(first)) from first
+        if self.scheduler_name:
+            cls = getattr(diffusers, self.scheduler_name, None)
+            if cls is None or not hasattr(cls, "from_config"):
+                raise GeneratorError(f"synthcxr: model {self.name!r}: unknown diffusers scheduler {self.scheduler_name!r}")
+            pipe.scheduler = cls.from_config(pipe.scheduler.config)
+        if getattr(pipe, "safety_checker", None) is not None:
+            pipe.safety_checker = None
+        pipe.set_progress_bar_config(disable=True)
+        if attention_slicing and hasattr(pipe, "enable_attention_slicing"):
+            pipe.enable_attention_slicing()
+        if vae_slicing and getattr(pipe, "vae", None) is not None:
+            pipe.vae.enable_slicing()
+        return pipe.to(self.device)
+
+    def _load_error(self, exc: BaseException) -> str:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self.local:
+            where = f"the folder {self.source}"
+        else:
+            where = f"the hub id {self.source!r} (not in the local Hugging Face cache, and no download"
+            where += " because HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else " succeeded)"
+        text = f"synthcxr: model {self.name!r}: cannot load a diffusers pipeline from {where}: {reason}"
+        if "safetensors" in reason.lower() and not self.allow_pickle:
+            text += "; pickle weights load only with --synthcxr-allow-pickle"
+        return text + (f"; {self.note}" if self.note else "")
+
+    # -- identity --------------------------------------------------------------------------------
+
+    def _call_settings(self) -> dict[str, Any]:
+        pipe = self.pipe
+        return {
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "height": self.height or self._default_side(),
+            "width": self.width or self._default_side(),
+            "scheduler": type(pipe.scheduler).__name__,
+            "dtype": self.dtype_name,
+            "negative_prompt": self.negative_prompt,
+        }
+
+    def _default_side(self) -> int | None:
+        unet = getattr(self.pipe, "unet", None)
+        scale = getattr(self.pipe, "vae_scale_factor", None)
+        if unet is not None and scale:
+            return int(unet.config.sample_size) * int(scale)
+        return None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        import diffusers
+        import torch
+
+        return {
+            "kind": "diffusers",
+            "source": self.source,
+            "pipeline": type(self.pipe).__name__,
+            **self._call_settings(),
+            "safety_checker": "disabled",
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "seeding": "one CPU torch.Generator per image",
+            "diffusers": diffusers.__version__,
+            "torch": torch.__version__,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the pipeline's files (configs and weights) and the settings that shape images."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            folder = Path(self.source) if self.local else Path(getattr(self.pipe, "_name_or_path", "") or self.source)
+            if folder.is_dir():
+                for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    digest.update(str(f.relative_to(folder)).encode() + b"\0")
+                    with open(f, "rb") as fh:
+                        for block in iter(lambda: fh.read(1 << 20), b""):
+                            digest.update(block)
+            else:
+                digest.update(self.source.encode())
+            digest.update(json.dumps({**self._call_settings(), "device": self.device.split(":")[0]}, sort_keys=True).encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def _run(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+        import torch
+
+        kwargs: dict[str, Any] = {
+            "generator": [torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
+            "output_type": "np",
+        }
+        if self.steps is not None:
+            kwargs["num_inference_steps"] = self.steps
+        if self.guidance is not None:
+            kwargs["guidance_scale"] = self.guidance
+        if self.height is not None:
+            kwargs["height"] = self.height
+        if self.width is not None:
+            kwargs["width"] = self.width
+        if self.negative_prompt is not None:
+            kwargs["negative_prompt"] = [self.negative_prompt] * len(prompts)
+        with torch.inference_mode():
+            images = np.asarray(self.pipe(prompt=list(prompts), **kwargs).images, dtype=np.float32)
+        if images.ndim == 4:  # (N, H, W, C): RGB to gray
+            images = images.mean(axis=3) if images.shape[3] > 1 else images[..., 0]
+        return images.astype(np.float32, copy=False)
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+        """float32 (N, H, W) in [0, 1]; image i depends only on (prompts[i], seeds[i])."""
+        if len(prompts) != len(seeds):
+            raise ValueError("one seed per prompt")
+        parts: list[np.ndarray] = []
+        start = 0
+        while start < len(prompts):
+            size = min(self.batch_size, len(prompts) - start)
+            try:
+                parts.append(self._run(prompts[start : start + size], seeds[start : start + size]))
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+                if not _is_oom(exc) or size == 1:
+                    raise
+                self.batch_size = max(1, size // 2)
+                _empty_cache()
+                continue
+            start += size
+        if not parts:
+            side = self._default_side() or 8
+            return np.empty((0, self.height or side, self.width or side), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+
+def _empty_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

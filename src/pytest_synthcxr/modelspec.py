@@ -1,0 +1,98 @@
+"""Spec tables that describe models and judges: ``[tool.synthcxr.models.<alias>]`` and
+``[tool.synthcxr.judges.<name>]``.
+
+Aliases are data: a table here registers a generator (or overrides a built-in alias such as
+``roentgen``) and a judge without any code. Validated with the rest of the spec (pydantic, one
+error line); nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class ModelSpec(_Table):
+    """A generator. Where its weights are: ``path`` (relative to the spec file), else the
+    environment variable named by ``env``, else the Hugging Face hub id ``hub_id``."""
+
+    #: diffusers | folder | phantom | the name of a ``pytest_synthcxr.generators`` entry point
+    kind: str = "diffusers"
+    path: str | None = None
+    env: str | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+    #: shown when the weights cannot be found (e.g. how to request gated weights)
+    note: str | None = None
+    # generation settings (diffusers); None: the pipeline's own default
+    steps: int | None = Field(default=None, ge=1, le=1000)
+    guidance: float | None = Field(default=None, ge=0.0, le=100.0)
+    height: int | None = Field(default=None, ge=8, le=4096, multiple_of=8)
+    width: int | None = Field(default=None, ge=8, le=4096, multiple_of=8)
+    #: auto: float16 on cuda, float32 elsewhere
+    dtype: Dtype = "auto"
+    #: a diffusers scheduler class name, e.g. "DPMSolverMultistepScheduler"
+    scheduler: str | None = None
+    negative_prompt: str | None = None
+    #: images per forward pass (halved automatically on out-of-memory); default 8 on a GPU, 4 on cpu
+    batch_size: int | None = Field(default=None, ge=1, le=1024)
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    #: phantom preset (kind = "phantom")
+    preset: str | None = None
+    #: judge(s) used with this model when the spec's top-level ``judge`` is not given
+    judge: str | list[str] | None = None
+    #: passed unchanged to an entry-point generator
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgeSpec(_Table):
+    """A judge: a torchxrayvision model, a TorchScript file, or a state-dict plus a class."""
+
+    #: xrv | torchscript | state-dict | phantom | the name of a ``pytest_synthcxr.judges`` entry point
+    kind: str = "xrv"
+    #: xrv weight name (kind = "xrv"), e.g. "densenet121-res224-all"
+    weights: str | None = None
+    #: weight file: xrv release file, TorchScript file or state dict (relative to the spec file)
+    path: str | None = None
+    #: where torchxrayvision looks for its weight files (default: its own cache, ~/.torchxrayvision)
+    cache_dir: str | None = None
+    #: "package.module:ClassName" building the network of a state dict
+    class_: str | None = Field(default=None, alias="class")
+    init: dict[str, Any] = Field(default_factory=dict)
+    #: output names, in the order of the network's outputs (required for torchscript / state-dict)
+    labels: list[str] | None = Field(default=None, min_length=1)
+    #: operating point(s) on the network's probability; mapped to 0.5 like torchxrayvision's op_norm
+    threshold: float | list[float] = 0.5
+    activation: Literal["sigmoid", "softmax", "none"] = "sigmoid"
+    #: input preprocessing: center crop to a square, resize to size x size, scale, channels
+    size: int = Field(default=224, ge=8, le=4096)
+    channels: Literal[1, 3] = 1
+    normalize: Literal["unit", "symmetric", "xrv", "imagenet"] = "unit"
+    #: rename outputs onto the audit vocabulary, e.g. {"Lung Opacity" = "Consolidation"}
+    map: dict[str, str] = Field(default_factory=dict)
+    #: passed unchanged to an entry-point judge
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "JudgeSpec":
+        if self.kind in ("torchscript", "state-dict"):
+            if self.path is None:
+                raise ValueError(f"a {self.kind} judge needs 'path' (its weight file)")
+            if self.labels is None:
+                raise ValueError(f"a {self.kind} judge needs 'labels' (one name per network output, in order)")
+            if isinstance(self.threshold, list) and len(self.threshold) != len(self.labels):
+                raise ValueError(f"'threshold' has {len(self.threshold)} values for {len(self.labels)} labels")
+        if self.kind == "state-dict" and self.class_ is None:
+            raise ValueError("a state-dict judge needs 'class' ('package.module:ClassName' building the network)")
+        thresholds = self.threshold if isinstance(self.threshold, list) else [self.threshold]
+        if not all(0.0 < t < 1.0 for t in thresholds):
+            raise ValueError("'threshold' values must lie strictly between 0 and 1")
+        return self

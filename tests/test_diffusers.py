@@ -1,0 +1,197 @@
+"""The diffusers generator on the tiny random pipeline in fixtures/tiny-sd (32 x 32, 2 steps)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+# loaded at collection, before any pytester run: pytester forgets modules a run imports, and the
+# C extensions under these (tokenizers, safetensors) cannot be imported twice in one process
+from diffusers import StableDiffusionPipeline  # noqa: E402, F401
+from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402, F401
+
+from models_support import TINY_SD, make_torchscript_probe, small_spec  # noqa: E402
+
+from pytest_synthcxr.generators.diffusers import DiffusersGenerator, GeneratorError  # noqa: E402
+
+PROMPTS = ["Pleural effusion.", "Hispanic female. Pleural effusion.", "No acute cardiopulmonary process."]
+SEEDS = [11, 22, 33]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return DiffusersGenerator(TINY_SD, name="tiny", device="cpu", steps=2, guidance=4.0, batch_size=3)
+
+
+def test_images_are_gray_float32_in_unit_range(tiny):
+    images = tiny.generate(PROMPTS, SEEDS)
+    assert images.shape == (3, 32, 32) and images.dtype == np.float32
+    assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0
+    assert images.std(axis=(1, 2)).min() > 0  # not blacked out: no safety checker
+
+
+def test_an_image_depends_on_its_own_prompt_and_seed_only(tiny):
+    together = tiny.generate(PROMPTS, SEEDS)
+    np.testing.assert_array_equal(together, tiny.generate(PROMPTS, SEEDS))  # repeatable bit for bit
+    tiny.batch_size = 1
+    try:
+        alone = tiny.generate(PROMPTS, SEEDS)
+    finally:
+        tiny.batch_size = 3
+    # batch composition changes CPU kernels' rounding by ~1e-6, nothing more
+    np.testing.assert_allclose(alone, together, atol=1e-4)
+    swapped = tiny.generate(PROMPTS[::-1], SEEDS[::-1])[::-1]
+    np.testing.assert_allclose(swapped, together, atol=1e-4)
+    assert not np.allclose(tiny.generate(PROMPTS[:1], [12]), together[:1], atol=1e-3)
+
+
+def test_out_of_memory_halves_the_batch(tiny, monkeypatch):
+    original = tiny._run
+    sizes = []
+
+    def run(prompts, seeds):
+        sizes.append(len(prompts))
+        if len(prompts) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(prompts, seeds)
+
+    monkeypatch.setattr(tiny, "_run", run)
+    monkeypatch.setattr(tiny, "batch_size", 3)
+    images = tiny.generate(PROMPTS, SEEDS)
+    assert images.shape == (3, 32, 32) and sizes == [3, 1, 1, 1] and tiny.batch_size == 1
+
+
+def test_settings_and_fingerprint_record_what_shapes_the_images(tiny):
+    s = tiny.settings
+    assert s["pipeline"] == "StableDiffusionPipeline" and s["safety_checker"] == "disabled"
+    assert (s["steps"], s["guidance"], s["height"], s["width"], s["dtype"]) == (2, 4.0, 32, 32, "float32")
+    assert s["scheduler"] == "DDIMScheduler" and s["seeding"] == "one CPU torch.Generator per image"
+    other = DiffusersGenerator(TINY_SD, device="cpu", steps=2, guidance=1.0, scheduler="EulerDiscreteScheduler")
+    assert other.settings["scheduler"] == "EulerDiscreteScheduler"
+    assert other.fingerprint != tiny.fingerprint and len(tiny.fingerprint) == 64
+
+
+def test_unknown_scheduler_is_one_clear_error():
+    with pytest.raises(GeneratorError, match="unknown diffusers scheduler 'NoSuchScheduler'"):
+        DiffusersGenerator(TINY_SD, device="cpu", scheduler="NoSuchScheduler")
+
+
+@pytest.fixture
+def pickled_pipeline(tmp_path):
+    """A copy of the tiny pipeline whose UNet weights are a pickle (.bin) file."""
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled-sd"
+    shutil.copytree(TINY_SD, folder)
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(str(unet)), str(unet.with_suffix(".bin")))
+    unet.unlink()
+    return folder
+
+
+def _one_error(result):
+    text = result.stderr.str() + result.stdout.str()
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
+@pytest.fixture
+def probe_spec(pytester):
+    """A spec auditing one finding with a TorchScript probe judge; model settings for the tiny pipeline."""
+    make_torchscript_probe(pytester.path / "probe.pt", 2)
+    text = "judge = 'probe'\n" + small_spec() + (
+        "[judges.probe]\nkind = 'torchscript'\npath = 'probe.pt'\nlabels = ['Effusion', 'COVID-19']\n"
+        f"[models.'{TINY_SD}']\nsteps = 2\nguidance = 3.0\n"
+    )
+    pytester.makefile(".toml", synthcxr=text)
+    return text
+
+
+def test_end_to_end_audit_of_the_tiny_pipeline_writes_a_report(pytester, probe_spec):
+    result = pytester.runpytest(f"--synthcxr-model={TINY_SD}", "--synthcxr-device=cpu", "--synthcxr-json=audit.json", "--synthcxr-report=audit.html")
+    outcomes = result.parseoutcomes()
+    assert sum(outcomes.get(k, 0) for k in ("passed", "failed")) == 5, result.stdout.str()
+    assert "error" not in outcomes and "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*synthcxr audit*", "*images generated (0 invalid)*", "report written: *audit.html"])
+    data = json.loads((pytester.path / "audit.json").read_text())
+    assert "StableDiffusionPipeline" in json.dumps(data)  # the generator's settings are recorded
+    assert (pytester.path / "audit.html").stat().st_size > 1000
+
+
+def test_roentgen_alias_uses_the_environment_variable(pytester, probe_spec, monkeypatch):
+    monkeypatch.setenv("SYNTHCXR_ROENTGEN_PATH", str(TINY_SD))
+    result = pytester.runpytest("--synthcxr-model=roentgen", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*5 tests collected*"])
+
+
+def test_roentgen_without_weights_says_how_to_get_them(pytester, probe_spec, monkeypatch):
+    monkeypatch.delenv("SYNTHCXR_ROENTGEN_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(pytester.path / "hf"))
+    result = pytester.runpytest("--synthcxr-model=roentgen")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    line = _one_error(result)
+    assert "'StanfordAIMI/roent-gen-v1-0' is not in the local Hugging Face cache" in line
+    assert "SYNTHCXR_ROENTGEN_PATH not set" in line and "MIMIC-CXR-credentialed" in line
+    assert "https://github.com/StanfordMIMI/RoentGen" in line
+
+
+def test_spec_path_overrides_the_environment_for_an_alias(pytester, probe_spec, monkeypatch):
+    monkeypatch.setenv("SYNTHCXR_ROENTGEN_PATH", str(TINY_SD))
+    pytester.makefile(".toml", synthcxr=probe_spec + "[models.roentgen]\npath = 'missing-roentgen'\n")
+    result = pytester.runpytest("--synthcxr-model=roentgen")
+    line = _one_error(result)
+    assert "pipeline folder not found" in line and "missing-roentgen" in line and "[tool.synthcxr.models.roentgen] path" in line
+
+
+@pytest.mark.parametrize(
+    "model, fragment",
+    [
+        ("./nowhere", "model path not found: "),
+        ("empty-dir", "is not a diffusers pipeline folder (no model_index.json)"),
+        ("someorg/not-cached", "the hub id 'someorg/not-cached' is not in the local Hugging Face cache"),
+    ],
+)
+def test_bad_model_locations_are_one_clear_error(pytester, probe_spec, monkeypatch, model, fragment):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(pytester.path / "hf"))
+    (pytester.path / "empty-dir").mkdir()
+    result = pytester.runpytest(f"--synthcxr-model={model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert fragment in _one_error(result)
+
+
+def test_pickle_weights_need_the_flag(pytester, probe_spec, pickled_pipeline):
+    result = pytester.runpytest(f"--synthcxr-model={pickled_pipeline}", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    line = _one_error(result)
+    assert "holds pickle weights only (diffusion_pytorch_model.bin)" in line and "--synthcxr-allow-pickle" in line
+    result = pytester.runpytest(f"--synthcxr-model={pickled_pipeline}", "--synthcxr-allow-pickle", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*5 tests collected*"])
+
+
+def test_pickle_pipeline_loads_with_the_flag(pickled_pipeline):
+    gen = DiffusersGenerator(pickled_pipeline, device="cpu", steps=1, allow_pickle=True)
+    assert gen.generate(["Cardiomegaly."], [1]).shape == (1, 32, 32)
+    with pytest.raises(GeneratorError, match="pickle weights only"):
+        DiffusersGenerator(pickled_pipeline, device="cpu")
+
+
+def test_make_script_builds_a_loadable_pipeline(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_tiny_sd", TINY_SD.parent / "make_tiny_sd.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = module.build(tmp_path / "sd")
+    names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert names == {p.relative_to(TINY_SD).as_posix() for p in TINY_SD.rglob("*") if p.is_file()}
+    assert sum((folder / n).stat().st_size for n in names) < 3_000_000
