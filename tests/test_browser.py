@@ -234,3 +234,12 @@ def test_report_in_headless_chromium(browser, tmp_path):
     full = browser.screenshot(_artifacts(tmp_path) / "report.png")
     assert shot.stat().st_size > 10_000 and full.stat().st_size > 50_000
     assert browser.problems() == []
+
+    # the harness itself notices what it guards against: a console error and a request leaving the page
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><img src="http://127.0.0.1:9/leak.png"><script>console.error("boom")</script>')
+    browser.events.clear()
+    browser.send("Page.navigate", {"url": bad.as_uri()})
+    browser.wait_for("Page.loadEventFired")
+    assert any("boom" in p for p in browser.problems())
+    assert "http://127.0.0.1:9/leak.png" in browser.requests()

@@ -156,7 +156,9 @@ def _rates(table: Any, spec: Any, confidence: float) -> list[dict[str, Any]]:
         return []
     alpha = 1 - confidence
     valid = table[table["valid"]]
-    subgroups = sorted({_subgroup_of(s, r) for s, r in zip(valid["sex"], valid["race"])}, key=_subgroup_order(spec))
+    subgroups = {_subgroup_of(s, r) for s, r in zip(valid["sex"], valid["race"])}
+    finest = max((len(g) for g in subgroups), default=0)  # the full sex x race grid; coarser cells (by race only) are left out
+    subgroups = sorted((g for g in subgroups if len(g) == finest), key=_subgroup_order(spec))
     asked_findings = set(spec.findings) | {""}
     out = []
     for named in (False, True):

@@ -123,7 +123,7 @@ def short_name(item: dict[str, Any]) -> str:
     return {"uncertainty": "mean entropy", "hallucination": "rate"}.get(item["family"], item["family"])
 
 
-def strip(item: dict[str, Any], *, left: int = 8, width: int = 230, label: str = "") -> dict[str, Any]:
+def strip(item: dict[str, Any], *, left: int = 8, width: int = 200, label: str = "") -> dict[str, Any]:
     """One-line plot of an item's estimate and interval against its threshold on a 0..1 axis;
     the forbidden side is shaded."""
     t = item["threshold"]
@@ -262,7 +262,8 @@ def heatmaps(rates: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str
         bg, fg = heat_color(entry["rate"])
         verdicts = [ids[i]["verdict"] for i in entry["flags"] if i in ids]
         mark = "fail" if "fail" in verdicts else ("inconclusive" if verdicts else None)
-        m["rows"].setdefault(entry["finding"], {})[entry["subgroup"]] = {**entry, "bg": bg, "fg": fg, "mark": mark}
+        links = [{"id": i, "label": short_name(ids[i]), "check": ids[i]["check"]} for i in entry["flags"] if i in ids]
+        m["rows"].setdefault(entry["finding"], {})[entry["subgroup"]] = {**entry, "bg": bg, "fg": fg, "mark": mark, "links": links}
     order = {("tpr", "plain"): 0, ("tpr", "named"): 1, ("sr", "plain"): 2, ("sr", "named"): 3}
     return [maps[k] for k in sorted(maps, key=lambda k: order.get(k, 9))]
 
