@@ -199,11 +199,16 @@ def _recompute(item: dict, csv: pd.DataFrame) -> float:
     return max(abs(v - ref) for v in rates.values())
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    csv = pd.read_csv(path)
+    csv[["finding", "sex", "race"]] = csv[["finding", "sex", "race"]].fillna("")
+    return csv
+
+
 def test_csv_reproduces_every_estimate(written):
     _, folder, _ = written
     data = json.loads((folder / "r.json").read_text())
-    csv = pd.read_csv(folder / "r.csv")
-    csv[["finding", "sex", "race"]] = csv[["finding", "sex", "race"]].fillna("")
+    csv = _read_csv(folder / "r.csv")
     assert list(csv.columns[:9]) == ["cell", "finding", "sex", "race", "named", "i", "seed", "valid", "prompt"]
     assert list(csv.columns[9:]) == [f"p:{o}" for o in OUTPUTS]
     assert len(data["items"]) == 15
@@ -218,6 +223,20 @@ def test_csv_reproduces_every_estimate(written):
         if entry["metric"] == "tpr":
             rows = rows[rows["finding"] == entry["finding"]]
         assert _positive(rows, entry["finding"]) == (entry["count"], entry["n"])
+
+
+@pytest.mark.skipif("sampling" not in AuditSpec.model_fields, reason="no sequential sampling in this version")
+def test_csv_reproduces_estimates_of_a_sequential_audit(tmp_path):
+    """Sequential items stop early: the JSON's samples_per_cell is what each one spent."""
+    audit = make_audit(tmp_path, spec={**SPEC, "sampling": "sequential"})
+    audit.write_outputs()
+    data = json.loads((tmp_path / "r.json").read_text())
+    csv = _read_csv(tmp_path / "r.csv")
+    assert any(i["samples_per_cell"] < i.get("budget_per_cell", 0) for i in data["items"]), "some item stopped early"
+    for item in data["items"]:
+        assert _recompute(item, csv) == pytest.approx(item["estimate"], abs=1e-6), item["check"]
+    html = (tmp_path / "r.html").read_text()
+    assert "anytime-valid" in html and "the fixed-sample interval at this n is" in html
 
 
 def test_prompts_and_messages_are_inert_in_html(written):

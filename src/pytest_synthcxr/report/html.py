@@ -9,6 +9,7 @@ it opens offline and leaks nothing.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import time
@@ -39,20 +40,24 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "templates"  # editable install: the repo's folder
 
 
-def render(data: dict[str, Any], audit: Any) -> str:
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        autoescape=True,
+        autoescape=True,  # every value from the data (prompts, paths, error messages) is escaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
-    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}%"
+    return env
+
+
+def render(data: dict[str, Any], audit: Any) -> str:
     view = build_view(data, audit)
-    return env.get_template("report.html.j2").render(data=data, v=view)
+    return _environment().get_template("report.html.j2").render(data=data, v=view)
 
 
 def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
