@@ -69,6 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(f"--synthcxr-{name}", dest=f"synthcxr_{name}", default=None, type=kind, help=help_text)
         parser.addini(f"synthcxr_{name}", f"ini equivalent of --synthcxr-{name}", default=None)
     group.addoption(
+        "--synthcxr-plan",
+        dest="synthcxr_plan",
+        action="store_true",
+        default=False,
+        help="print every item's cells and sample budget, and the most images the audit can need; generate nothing",
+    )
+    group.addoption(
         "--synthcxr-allow-pickle",
         dest="synthcxr_allow_pickle",
         action="store_true",
@@ -253,6 +260,19 @@ class _AuditPlugin:
         session.ihook.pytest_collectreport(report=report)
         if report.passed:
             items.extend(report.result)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # after -k / -m deselection: only the selected checks are sampled
+        self.audit.selected = [item.check for item in session.items if isinstance(item, AuditItem)]
+        if session.config.option.synthcxr_plan:
+            from .plan import format_plan, plan
+
+            spec = self.audit.spec
+            rows, total = plan(self.audit.selected, sequential=spec.sampling == "sequential", first_round=spec.first_round)
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            for line in format_plan(rows, total):
+                reporter.write_line(line) if reporter else print(line)
+            pytest.exit("synthcxr: plan printed, nothing generated", returncode=pytest.ExitCode.OK)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         o = self.audit.options

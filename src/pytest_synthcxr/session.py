@@ -31,6 +31,9 @@ class AuditSession:
     checks: list[Check] = field(init=False)
     results: dict[str, Result] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: the checks whose items survived -k/-m selection (set after collection)
+    selected: list[Check] = field(default_factory=list)
+    raised: dict[str, BaseException] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     _pool: Any = None
     _generator: Any = None
@@ -63,9 +66,9 @@ class AuditSession:
                 self._judge,
                 self.options.seed,
                 batch_size=self.spec.batch_size,
-                progress=self._progress,
                 thumbnails=self.spec.thumbnails,
                 thumbnail_size=256,  # the report shows them at 112 px and full size on click
+                progress=self._progress,
             )
         return self._pool
 
@@ -82,16 +85,39 @@ class AuditSession:
             self.log(f"synthcxr: {done}/{total} images generated and judged ({rate:.2f} images/s)")
 
     def evaluate(self, check: Check) -> Result:
-        if check.nodename not in self.results:
-            pool = self.pool
-            before, t0 = pool.stats.generated, time.perf_counter()
-            table = pool.table(check.cells(), check.samples)
-            made = pool.stats.generated - before
-            if made and self.log:
-                rate = made / max(time.perf_counter() - t0, 1e-9)
-                self.log(f"synthcxr: generated and judged {made} images for {check.nodename} ({rate:.0f} images/s)")
-            self.results[check.nodename] = check.evaluate(table, self.spec.confidence)
+        """The check's result; the first call runs every selected check (multiple-testing control
+        needs them all, and they share samples)."""
+        if check.nodename not in self.results and check.nodename not in self.raised:
+            from .sequential import run_all
+
+            todo = [c for c in (self.selected or [check]) if c.nodename not in self.results]
+            if check not in todo:
+                todo.append(check)
+            spec = self.spec
+            self.results.update(
+                run_all(
+                    todo,
+                    self._table,
+                    spec.confidence,
+                    sequential=spec.sampling == "sequential",
+                    first_round=spec.first_round,
+                    correction=spec.correction,
+                    on_error=lambda c, exc: self.raised.__setitem__(c.nodename, exc),
+                )
+            )
+        if check.nodename in self.raised:
+            raise self.raised[check.nodename]
         return self.results[check.nodename]
+
+    def _table(self, check: Check, n: int) -> Any:
+        pool = self.pool
+        before, t0 = pool.stats.generated, time.perf_counter()
+        table = pool.table(check.cells(), n)
+        made = pool.stats.generated - before
+        if made and self.log:
+            rate = made / max(time.perf_counter() - t0, 1e-9)
+            self.log(f"synthcxr: {check.nodename}: {made} images generated and judged, {n} per cell ({rate:.0f} images/s)")
+        return table
 
     def verdict_counts(self) -> dict[str, int]:
         counts = {"pass": 0, "fail": 0, "inconclusive": 0}
