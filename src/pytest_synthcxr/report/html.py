@@ -256,21 +256,32 @@ def bias_panels(items: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[
 
 
 def heatmaps(rates: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Findings x subgroups tables of TPR and SR, one per metric and prompt style."""
+    """Findings x subgroups tables, one per metric (TPR, SR); each finding's plain-prompt row sits
+    right above its named-prompt row, so the prompt-demographics effect reads down a column."""
     ids = {item["id"]: item for item in data["items"]}
-    maps: dict[tuple[str, str], dict[str, Any]] = {}
+    maps: dict[str, dict[str, Any]] = {}
     for entry in rates:
-        key = (entry["metric"], entry["prompt"])
-        m = maps.setdefault(key, {"metric": entry["metric"], "prompt": entry["prompt"], "columns": [], "rows": {}})
+        m = maps.setdefault(entry["metric"], {"metric": entry["metric"], "columns": [], "rows": {}})
         if entry["subgroup"] not in m["columns"]:
             m["columns"].append(entry["subgroup"])
         bg, fg = heat_color(entry["rate"])
         verdicts = [ids[i]["verdict"] for i in entry["flags"] if i in ids]
         mark = "fail" if "fail" in verdicts else ("inconclusive" if verdicts else None)
         links = [{"id": i, "label": short_name(ids[i]), "check": ids[i]["check"]} for i in entry["flags"] if i in ids]
-        m["rows"].setdefault(entry["finding"], {})[entry["subgroup"]] = {**entry, "bg": bg, "fg": fg, "mark": mark, "links": links}
-    order = {("tpr", "plain"): 0, ("tpr", "named"): 1, ("sr", "plain"): 2, ("sr", "named"): 3}
-    return [maps[k] for k in sorted(maps, key=lambda k: order.get(k, 9))]
+        row = m["rows"].setdefault((entry["finding"], entry["prompt"]), {"finding": entry["finding"], "prompt": entry["prompt"], "cells": {}})
+        row["cells"][entry["subgroup"]] = {**entry, "bg": bg, "fg": fg, "mark": mark, "links": links}
+    findings = {f: i for i, f in enumerate(data["spec"]["findings"])}
+    out = []
+    for metric in ("tpr", "sr"):
+        if metric in maps:
+            m = maps[metric]
+            keys = sorted(m["rows"], key=lambda k: (findings.get(k[0], len(findings)), k[0], k[1] != "plain"))
+            rows = [m["rows"][k] for k in keys]
+            for i, row in enumerate(rows):  # the finding's name spans its plain and named rows
+                row["first"] = i == 0 or rows[i - 1]["finding"] != row["finding"]
+                row["span"] = sum(1 for r in rows if r["finding"] == row["finding"])
+            out.append({"metric": metric, "columns": m["columns"], "rows": rows})
+    return out
 
 
 def histogram(entry: dict[str, Any]) -> dict[str, Any]:
