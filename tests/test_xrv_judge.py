@@ -174,3 +174,45 @@ def test_missing_xrv_weights_stop_the_run_before_any_test(pytester, tmp_path):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stderr.str()
     assert "Traceback" not in text and "torchxrayvision weights 'densenet121-res224-all' not found" in text
+
+
+@pytest.fixture(scope="module")
+def attribute_weights(tmp_path_factory):
+    """Random weights for the race (a state dict of a DataParallel ResNet34) and sex (a Lightning
+    checkpoint) classifiers, in the formats xrv's own files use."""
+    import torch
+    import torchvision
+
+    folder = tmp_path_factory.mktemp("xrv-attr")
+    torch.manual_seed(0)
+    race = torchvision.models.resnet34(weights=None)
+    race.fc = torch.nn.Sequential(torch.nn.Linear(512, 3), torch.nn.LogSoftmax(dim=1))
+    torch.save(torch.nn.DataParallel(race).state_dict(), folder / "race.pt")
+    sex = torchvision.models.resnet34(weights=None)
+    sex.fc = torch.nn.Linear(512, 2)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in sex.state_dict().items()}}, folder / "sex.ckpt")
+    return folder
+
+
+@pytest.mark.parametrize("kind, file, outputs", [("xrv-race", "race.pt", 3), ("xrv-sex", "sex.ckpt", 2)])
+def test_demographic_judges_score_class_probabilities(attribute_weights, kind, file, outputs, monkeypatch):
+    home = attribute_weights / "home"
+    monkeypatch.setenv("HOME", str(home))  # xrv's hard-coded folder: never the real one, never a download
+    with pytest.raises(JudgeError, match=r"not found at .*home/\.torchxrayvision/models_data/"):
+        xj.XRVAttributeJudge(kind)
+    judge = xj.XRVAttributeJudge(kind, path=attribute_weights / file)
+    scores = judge.predict(np.random.default_rng(0).random((2, 48, 40), dtype=np.float32))
+    assert scores.shape == (2, outputs) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    assert judge.outputs[0] in ("race:Asian", "sex:male") and len(judge.settings["sha256"]) == 64
+    assert os.environ["HOME"] == str(home) and not (home / ".torchxrayvision").exists()
+
+
+def test_demographic_judges_through_the_registry(attribute_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ModelError, match=r"judge 'xrv-sex': torchxrayvision weights 'xrv-sex' not found at .*mira_sex_resnet"):
+        registry.resolve_judge("xrv-sex")
+    text = f"judge = ['phantom', 'race']\n{small_spec()}[judges.race]\nkind = 'xrv-race'\npath = '{attribute_weights / 'race.pt'}'\n"
+    loaded = _loaded(tmp_path, text)
+    registry.check("phantom", "test", loaded)
+    panel = registry.load_judge("phantom", loaded, device="cpu")
+    assert panel.outputs[-3:] == ("race:Asian", "race:Black", "race:White")

@@ -7,7 +7,9 @@ point, an existing path (a diffusers pipeline folder, a manifest CSV, or a folde
 manifest.csv), or a Hugging Face hub id ``org/name``.
 
 A judge name is a ``[tool.synthcxr.judges.<name>]`` table, ``phantom``, ``xrv`` (torchxrayvision
-``densenet121-res224-all``), ``xrv:<weights>``, or a ``pytest_synthcxr.judges`` entry point.
+``densenet121-res224-all``), ``xrv:<weights>``, ``xrv-sex`` / ``xrv-race`` (torchxrayvision's
+demographic classifiers: outputs ``sex:female``, ``race:White``, ...), or a
+``pytest_synthcxr.judges`` entry point.
 Several judge names form a :class:`~pytest_synthcxr.judges.ensemble.JudgePanel`.
 
 Everything :func:`check` does is cheap (no torch, diffusers or torchxrayvision import), so a bad
@@ -233,7 +235,9 @@ def judge_names(plan: ModelPlan, spec: Any) -> list[str]:
 def known_judges(spec: Any = None) -> list[str]:
     from .judges.xrv import WEIGHT_NAMES
 
-    names = {"phantom", "xrv", *(f"xrv:{w}" for w in WEIGHT_NAMES), *_eps(JUDGE_GROUP)}
+    from .judges.xrv import ATTRIBUTE_MODELS
+
+    names = {"phantom", "xrv", *(f"xrv:{w}" for w in WEIGHT_NAMES), *ATTRIBUTE_MODELS, *_eps(JUDGE_GROUP)}
     if spec is not None:
         names |= set(spec.judges)
     return sorted(names)
@@ -252,6 +256,9 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         config = JudgeSpec(kind="phantom")
     elif name == "xrv" or name.startswith("xrv:"):
         config = JudgeSpec(kind="xrv", weights=name[4:] or None)
+        where = f"judge {name!r}"
+    elif name in xrv.ATTRIBUTE_MODELS:
+        config = JudgeSpec(kind=name)
         where = f"judge {name!r}"
     elif name in _eps(JUDGE_GROUP):
         config = JudgeSpec(kind=name)
@@ -274,6 +281,12 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         outputs = tuple(mapping.get(o, o) for o in xrv.trained_outputs(weights))
         masked = tuple(xrv.XRV_LABELS[i] for i in sorted(xrv.UNTRAINED[weights]))
         return JudgePlan(name, config, outputs, masked, base)
+    if config.kind in xrv.ATTRIBUTE_MODELS:
+        file = xrv.attribute_weights_path(config.kind, _abs(config.path, base) if config.path else None)
+        if not file.is_file():
+            basename = xrv.ATTRIBUTE_MODELS[config.kind][1]
+            raise ModelError(xrv.ERR_MISSING.format(judge=name, weights=config.kind, path=file, url=xrv.RELEASES + basename))
+        return JudgePlan(name, config, tuple(mapping.get(o, o) for o in xrv.attribute_outputs(config.kind)), base=base)
     if config.kind in ("torchscript", "state-dict"):
         if config.path is None or not config.labels:
             missing = "path" if config.path is None else "labels"
@@ -288,7 +301,7 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         return JudgePlan(name, config, tuple(mapping.get(label, label) for label in config.labels), base=base)
     if config.kind in _eps(JUDGE_GROUP):
         return JudgePlan(name, config, None, base=base)
-    known = ", ".join(["xrv", "torchscript", "state-dict", "phantom", *sorted(_eps(JUDGE_GROUP))])
+    known = ", ".join(["xrv", *xrv.ATTRIBUTE_MODELS, "torchscript", "state-dict", "phantom", *sorted(_eps(JUDGE_GROUP))])
     raise ModelError(f"synthcxr: {where} kind: unknown judge kind {config.kind!r}; known kinds: {known}")
 
 
@@ -413,6 +426,10 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
                 mapping=dict(c.map),
                 device=dev,
             )
+        if c.kind in ("xrv-sex", "xrv-race"):
+            from .judges.xrv import XRVAttributeJudge
+
+            return XRVAttributeJudge(c.kind, name=plan.name, path=_abs(c.path, plan.base) if c.path else None, device=dev)
         if c.kind in ("torchscript", "state-dict"):
             from .judges.torchscript import ProbeJudge
 

@@ -223,3 +223,118 @@ class XRVJudge:
                     scores = model(x).to("cpu", torch.float64).numpy()
                 out[start : start + len(x)] = scores[:, self._index]
         return np.clip(out, 0.0, 1.0)
+
+
+#: demographic attribute judges of torchxrayvision's baseline_models: kind -> (class path, weight
+#: file, outputs in the model's output order, native resolution). Their weight folder is hard-coded
+#: to ~/.torchxrayvision/models_data (no cache_dir argument).
+ATTRIBUTE_MODELS: dict[str, tuple[str, str, tuple[str, ...], int]] = {
+    "xrv-sex": ("mira:SexModel", "mira_sex_resnet-all_epoch_13-step_7125.ckpt", ("sex:male", "sex:female"), 224),
+    "xrv-race": (
+        "emory_hiti:RaceModel",
+        "resnet_race_detection_val-loss_0.157_mimic_public.pt",
+        ("race:Asian", "race:Black", "race:White"),
+        320,
+    ),
+}
+
+
+def attribute_outputs(kind: str) -> tuple[str, ...]:
+    return ATTRIBUTE_MODELS[kind][2]
+
+
+def attribute_weights_path(kind: str, path: str | os.PathLike[str] | None = None) -> Path:
+    return Path(path) if path is not None else default_cache_dir() / ATTRIBUTE_MODELS[kind][1]
+
+
+class XRVAttributeJudge:
+    """torchxrayvision's sex (MIRA) or race (Emory HITI) classifier: the probability of each class
+    (softmax), for a demographic-fidelity check (does the image show the sex or race the prompt
+    asked for?). No operating point is calibrated: the predicted class is the most probable one,
+    and a probability above 0.5 is always the predicted class."""
+
+    def __init__(self, kind: str, *, name: str | None = None, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
+        if kind not in ATTRIBUTE_MODELS:
+            raise JudgeError(f"synthcxr: unknown torchxrayvision attribute judge {kind!r}; known: {', '.join(ATTRIBUTE_MODELS)}")
+        self.kind = kind
+        self.name = name or kind
+        self.class_path, basename, self.outputs, self.resolution = ATTRIBUTE_MODELS[kind]
+        self.path = attribute_weights_path(kind, path)
+        if not self.path.is_file():
+            url = RELEASES + basename
+            raise JudgeError(ERR_MISSING.format(judge=self.name, weights=kind, path=self.path, url=url))
+        self.device = device
+        self._sha256: str | None = None
+        self._model: Any = None
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.kind}:{self.sha256}"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": f"torchxrayvision.baseline_models.{self.class_path.replace(':', '.')}",
+            "file": str(self.path),
+            "sha256": self.sha256,
+            "outputs": list(self.outputs),
+            "preprocessing": f"[0,1] -> [-1024,1024], XRayCenterCrop, XRayResizer({self.resolution}, skimage)",
+            "device": self.device,
+        }
+
+    def _load(self) -> Any:
+        if self._model is None:
+            xrv = import_xrv()
+            module_name, cls_name = self.class_path.split(":")
+            basename = ATTRIBUTE_MODELS[self.kind][1]
+            filters = warnings.filters[:]
+            home = os.environ.get("HOME")
+            try:
+                import importlib
+
+                cls = getattr(importlib.import_module(f"{xrv.__name__}.baseline_models.{module_name}"), cls_name)
+                default = default_cache_dir() / basename
+                if self.path.resolve() == default.resolve():
+                    model = cls()
+                else:  # these classes read only ~/.torchxrayvision: show them the user's file there
+                    with tempfile.TemporaryDirectory() as tmp:
+                        folder = Path(tmp) / ".torchxrayvision" / "models_data"
+                        folder.mkdir(parents=True)
+                        os.symlink(self.path.resolve(), folder / basename)
+                        os.environ["HOME"] = tmp
+                        model = cls()
+            except Exception as exc:  # noqa: BLE001 - anything xrv raises on a bad file
+                raise JudgeError(f"synthcxr: judge {self.name!r}: cannot load {self.path}: {exc}") from exc
+            finally:
+                if home is None:
+                    os.environ.pop("HOME", None)
+                else:
+                    os.environ["HOME"] = home
+                _drop_catch_all_ignores(filters)
+            model.eval()
+            self._model = model.to(self.device)
+        return self._model
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        images = as_images(images)
+        out = np.empty((len(images), len(self.outputs)), dtype=np.float64)
+        if len(images) == 0:
+            return out
+        model = self._load()
+        with torch.inference_mode():
+            for start in range(0, len(images), CHUNK):
+                x = torch.from_numpy(xrv_preprocess(images[start : start + CHUNK], self.resolution)).to(self.device)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    y = model(x).float()
+                y = torch.exp(y) if self.kind == "xrv-race" else torch.softmax(y, dim=1)  # race: log-softmax
+                out[start : start + len(x)] = y.to("cpu", torch.float64).numpy()
+        return np.clip(out, 0.0, 1.0)
