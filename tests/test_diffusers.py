@@ -195,3 +195,14 @@ def test_make_script_builds_a_loadable_pipeline(tmp_path):
     names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert names == {p.relative_to(TINY_SD).as_posix() for p in TINY_SD.rglob("*") if p.is_file()}
     assert sum((folder / n).stat().st_size for n in names) < 3_000_000
+
+
+def test_a_pipeline_that_fails_to_load_stops_the_run_with_one_line(pytester, probe_spec):
+    broken = pytester.path / "broken"
+    broken.mkdir()
+    (broken / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    result = pytester.runpytest("--synthcxr-model=broken")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text
+    result.stdout.fnmatch_lines(["*Exit: synthcxr: model 'broken': cannot load a diffusers pipeline from the folder *broken: *"])
