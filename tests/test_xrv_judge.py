@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,9 +166,9 @@ def test_end_to_end_xrv_ensemble_with_a_covid_probe(pytester, xrv_cache):
     assert "p:Effusion" in header and "p:COVID-19" in header and "p:disagreement:Effusion" in header
 
 
-def test_missing_xrv_weights_stop_the_run_before_any_test(pytester, tmp_path):
+def test_missing_xrv_weights_stop_the_run_before_any_test(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # whatever this machine's own xrv cache holds
     pytester.makefile(".toml", synthcxr=f"judge = 'xrv'\n{small_spec()}")
-    os.environ.setdefault("HOME", str(Path.home()))
     result = pytester.runpytest("--synthcxr-model=phantom", f"--rootdir={pytester.path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stderr.str()
