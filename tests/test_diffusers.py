@@ -71,8 +71,11 @@ def test_settings_and_fingerprint_record_what_shapes_the_images(tiny):
     assert s["pipeline"] == "StableDiffusionPipeline" and s["safety_checker"] == "disabled"
     assert (s["steps"], s["guidance"], s["height"], s["width"], s["dtype"]) == (2, 4.0, 32, 32, "float32")
     assert s["scheduler"] == "DDIMScheduler" and s["seeding"] == "one CPU torch.Generator per image"
-    other = DiffusersGenerator(TINY_SD, device="cpu", steps=2, guidance=1.0, scheduler="EulerDiscreteScheduler")
-    assert other.settings["scheduler"] == "EulerDiscreteScheduler"
+    import torch
+
+    other = DiffusersGenerator(TINY_SD, device="cpu", steps=2, guidance=1.0, scheduler="EulerDiscreteScheduler", dtype="bfloat16")
+    assert other.settings["scheduler"] == "EulerDiscreteScheduler" and other.settings["dtype"] == "bfloat16"
+    assert other.pipe.unet.dtype == torch.bfloat16 and tiny.pipe.unet.dtype == torch.float32
     assert other.fingerprint != tiny.fingerprint and len(tiny.fingerprint) == 64
 
 

@@ -131,9 +131,11 @@ class DiffusersGenerator:
             "safety_checker": None,  # the SD safety checker blacks out chest X-rays
             "feature_extractor": None,
             "requires_safety_checker": False,
-            "dtype": getattr(torch, self.dtype_name),
             "use_safetensors": None if self.allow_pickle else True,
         }
+        # diffusers renamed torch_dtype to dtype (0.3x); older releases ignore an unknown dtype=
+        new_api = hasattr(getattr(diffusers.utils, "deprecation_utils", None), "_resolve_dtype")
+        kwargs["dtype" if new_api else "torch_dtype"] = getattr(torch, self.dtype_name)
         if self.revision:
             kwargs["revision"] = self.revision
         pipe = None
