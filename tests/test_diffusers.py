@@ -209,3 +209,24 @@ def test_a_pipeline_that_fails_to_load_stops_the_run_with_one_line(pytester, pro
     text = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in text
     result.stdout.fnmatch_lines(["*Exit: synthcxr: model 'broken': cannot load a diffusers pipeline from the folder *broken: *"])
+
+
+def test_a_hub_id_loads_offline_from_the_local_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from pytest_synthcxr import registry
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someorg--tiny-sd"
+    shutil.copytree(TINY_SD, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    plan = registry.resolve_model("someorg/tiny-sd", "test")
+    assert (plan.location, plan.local) == ("someorg/tiny-sd", False)
+    gen = DiffusersGenerator("someorg/tiny-sd", device="cpu", steps=1)
+    assert gen.generate(["Edema."], [3]).shape == (1, 32, 32)
+    local = DiffusersGenerator(TINY_SD, device="cpu", steps=1)
+    assert gen.fingerprint == local.fingerprint  # the same files, found through the cache

@@ -220,8 +220,8 @@ class DiffusersGenerator:
         """sha256 over the pipeline's files (configs and weights) and the settings that shape images."""
         if self._fingerprint is None:
             digest = hashlib.sha256()
-            folder = Path(self.source) if self.local else Path(getattr(self.pipe, "_name_or_path", "") or self.source)
-            if folder.is_dir():
+            folder = Path(self.source) if self.local else self._snapshot_folder()
+            if folder is not None and folder.is_dir():
                 for f in sorted(p for p in folder.rglob("*") if p.is_file()):
                     digest.update(str(f.relative_to(folder)).encode() + b"\0")
                     with open(f, "rb") as fh:
@@ -232,6 +232,15 @@ class DiffusersGenerator:
             digest.update(json.dumps({**self._call_settings(), "device": self.device.split(":")[0]}, sort_keys=True).encode())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
+
+    def _snapshot_folder(self) -> Path | None:
+        """The local Hugging Face cache folder a hub id was loaded from (its files are hashed)."""
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(self.source, revision=self.revision, local_files_only=True))
+        except Exception:  # noqa: BLE001 - no snapshot: the fingerprint falls back to the id
+            return None
 
     # -- generation ------------------------------------------------------------------------------
 

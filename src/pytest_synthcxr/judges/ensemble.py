@@ -10,7 +10,6 @@ separates the judges' disagreement from their shared uncertainty.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +49,8 @@ class JudgePanel:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256("\x1f".join(m.fingerprint for m in self.members).encode()).hexdigest()
+        """The members' fingerprints, readable (each xrv judge's carries its weight file's SHA-256)."""
+        return " + ".join(f"{m.name}={m.fingerprint}" for m in self.members)
 
     @property
     def settings(self) -> dict[str, Any]:
