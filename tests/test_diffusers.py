@@ -230,3 +230,12 @@ def test_a_hub_id_loads_offline_from_the_local_cache(tmp_path, monkeypatch):
     assert gen.generate(["Edema."], [3]).shape == (1, 32, 32)
     local = DiffusersGenerator(TINY_SD, device="cpu", steps=1)
     assert gen.fingerprint == local.fingerprint  # the same files, found through the cache
+
+
+def test_an_unavailable_device_is_one_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(GeneratorError, match=r"cannot move the pipeline to device 'cuda'"):
+        DiffusersGenerator(TINY_SD, device="cuda")

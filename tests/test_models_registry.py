@@ -209,3 +209,10 @@ def test_a_torch_export_program_works_as_a_probe(tmp_path):
     reference = ProbeJudge("ref", make_torchscript_probe(tmp_path / "covid.pt", 1), ["COVID-19"], size=64)
     images = np.random.default_rng(1).random((3, 64, 80), dtype=np.float32)
     np.testing.assert_allclose(judge.predict(images), reference.predict(images), atol=1e-6)
+
+
+def test_a_map_that_merges_two_outputs_is_refused(tmp_path):
+    make_torchscript_probe(tmp_path / "p.pt", 2)
+    text = "judge = 'p'\n" + small_spec() + "[judges.p]\nkind = 'torchscript'\npath = 'p.pt'\nlabels = ['Effusion', 'COVID-19']\nmap = {'COVID-19' = 'Effusion'}\n"
+    with pytest.raises(ModelError, match=r"judges.p\] map: two outputs would be named 'Effusion'"):
+        registry.check("phantom", "test", _loaded(tmp_path, text))

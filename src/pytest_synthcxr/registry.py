@@ -305,6 +305,15 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
     raise ModelError(f"synthcxr: {where} kind: unknown judge kind {config.kind!r}; known kinds: {known}")
 
 
+def _unique_outputs(plan: JudgePlan) -> JudgePlan:
+    seen: set[str] = set()
+    for output in plan.outputs or ():
+        if output in seen:
+            raise ModelError(f"synthcxr: [tool.synthcxr.judges.{plan.name}] map: two outputs would be named {output!r}")
+        seen.add(output)
+    return plan
+
+
 def _needed_outputs(checks: list[Any]) -> dict[str, str]:
     """output -> the first check that needs it."""
     needed: dict[str, str] = {}
@@ -323,7 +332,7 @@ def check(name: str, source: str, loaded: Any, *, allow_pickle: bool = False) ->
 
     plan = resolve_model(name, source, loaded, allow_pickle=allow_pickle)
     spec = getattr(loaded, "spec", None)
-    judges = [resolve_judge(j, loaded, allow_pickle=allow_pickle) for j in judge_names(plan, spec)]
+    judges = [_unique_outputs(resolve_judge(j, loaded, allow_pickle=allow_pickle)) for j in judge_names(plan, spec)]
     checks = build_checks(spec) if spec is not None else []
     if all(j.outputs is not None for j in judges):
         outputs = set(panel_outputs([j.outputs or () for j in judges]))
@@ -418,7 +427,7 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
         if c.kind == "xrv":
             from .judges.xrv import DEFAULT_WEIGHTS, XRVJudge
 
-            return XRVJudge(
+            judge = XRVJudge(
                 c.weights or DEFAULT_WEIGHTS,
                 name=plan.name,
                 path=_abs(c.path, plan.base) if c.path else None,
@@ -426,10 +435,14 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
                 mapping=dict(c.map),
                 device=dev,
             )
+            judge._load()  # a bad file or device is a one-line error now, not inside an item
+            return judge
         if c.kind in ("xrv-sex", "xrv-race"):
             from .judges.xrv import XRVAttributeJudge
 
-            return XRVAttributeJudge(c.kind, name=plan.name, path=_abs(c.path, plan.base) if c.path else None, device=dev)
+            judge = XRVAttributeJudge(c.kind, name=plan.name, path=_abs(c.path, plan.base) if c.path else None, device=dev)
+            judge._load()
+            return judge
         if c.kind in ("torchscript", "state-dict"):
             from .judges.torchscript import ProbeJudge
 

@@ -162,7 +162,10 @@ class DiffusersGenerator:
             pipe.enable_attention_slicing()
         if vae_slicing and getattr(pipe, "vae", None) is not None:
             pipe.vae.enable_slicing()
-        return pipe.to(self.device)
+        try:
+            return pipe.to(self.device)
+        except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. cuda asked for, none present
+            raise GeneratorError(f"synthcxr: model {self.name!r}: cannot move the pipeline to device {self.device!r}: {exc}") from exc
 
     def _load_error(self, exc: BaseException) -> str:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
