@@ -239,3 +239,23 @@ def test_an_unavailable_device_is_one_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(GeneratorError, match=r"cannot move the pipeline to device 'cuda'"):
         DiffusersGenerator(TINY_SD, device="cuda")
+
+
+def test_black_and_nan_images_are_counted_invalid_never_scored(tiny, monkeypatch, tmp_path):
+    from pytest_synthcxr.cells import Cell
+    from pytest_synthcxr.judges.torchscript import ProbeJudge
+    from pytest_synthcxr.pool import SamplePool
+
+    def run(prompts, seeds):  # what a safety checker or a float16 overflow hands back
+        images = np.random.default_rng(0).random((len(prompts), 32, 32), dtype=np.float32)
+        images[0] = 0.0
+        images[1, 3, 3] = np.nan
+        return images
+
+    monkeypatch.setattr(tiny, "_run", run)
+    monkeypatch.setattr(tiny, "batch_size", 4)
+    judge = ProbeJudge("probe", make_torchscript_probe(tmp_path / "p.pt", 1), ["Effusion"])
+    pool = SamplePool(tiny, judge, 0, batch_size=4)
+    table = pool.table([Cell("Effusion")], 4)
+    assert pool.stats.invalid == 2 and table["valid"].tolist() == [False, False, True, True]
+    assert table["p:Effusion"].isna().tolist() == [True, True, False, False]
