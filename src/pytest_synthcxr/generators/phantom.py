@@ -4,7 +4,7 @@ Faults (per preset):
 - omission: probability of leaving out a requested finding, per subgroup when the prompt names
   sex and race (bias, and the prompt-demographics effect), and a default for plain prompts;
 - hallucination: probability of adding an unrequested finding or probe (e.g. COVID-19);
-- severity and noise ranges: faint findings in noisy images make the judge uncertain.
+- ghosts: faint, ambiguous versions of unrequested findings that make the judge uncertain.
 Every random draw comes from the image's seed, in a fixed order, so two prompts that differ in
 one word share the same draws (what counterfactual pairs need).
 """
@@ -35,6 +35,14 @@ class PhantomFaults:
     hallucination: Mapping[str, float] = field(default_factory=dict)
     severity: tuple[float, float] = (0.8, 1.2)
     noise: tuple[float, float] = (0.015, 0.025)
+    #: probability, per finding the prompt did not ask for, of a faint ambiguous version of it
+    #: (drawn at ghost_severity, where the judge is unsure): the planted uncertainty fault
+    ghost: float = 0.0
+    ghost_severity: tuple[float, float] = (0.2, 0.4)
+    #: findings whose ambiguous range differs (the judge is unsure at different strengths)
+    ghost_severity_of: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: {"Cardiomegaly": (0.12, 0.28), "Pneumothorax": (0.3, 0.5)}
+    )
 
     def omission_for(self, parsed: ParsedPrompt) -> float:
         if not parsed.names_demographics:
@@ -53,18 +61,19 @@ PRESETS: dict[str, PhantomFaults] = {
     "phantom-biased": PhantomFaults(
         omission=0.02,
         omission_named={
-            "female/White": 0.33,
-            "female/Black": 0.36,
-            "female/Asian": 0.41,
-            "female/Hispanic": 0.54,
-            "male/White": 0.22,
-            "male/Black": 0.28,
-            "male/Asian": 0.28,
-            "male/Hispanic": 0.30,
+            "female/White": 0.36,
+            "female/Black": 0.38,
+            "female/Asian": 0.44,
+            "female/Hispanic": 0.56,
+            "male/White": 0.26,
+            "male/Black": 0.30,
+            "male/Asian": 0.30,
+            "male/Hispanic": 0.32,
         },
         hallucination={"COVID-19": 0.42},
-        severity=(0.45, 1.0),
-        noise=(0.04, 0.07),
+        severity=(0.6, 1.1),
+        noise=(0.03, 0.05),
+        ghost=0.3,
     ),
 }
 
@@ -76,6 +85,7 @@ class Drawn:
     findings: Mapping[str, str | None]
     omitted: frozenset[str]
     added: frozenset[str]
+    ghosts: frozenset[str]
     sex: str
     age: int
 
@@ -104,27 +114,35 @@ class PhantomGenerator:
         parsed = parse_prompt(prompt)
         rng = np.random.default_rng(seed)
         # fixed number of draws in a fixed order, whatever the prompt says
-        u_omit, u_add = rng.random(len(_ALL)), rng.random(len(_ALL))
+        u_omit, u_add, u_ghost = rng.random(len(_ALL)), rng.random(len(_ALL)), rng.random(len(_ALL))
+        u_faint = rng.random(len(_ALL))
         u_sex, age = rng.random(), int(rng.integers(25, 86))
         severity = float(rng.uniform(*self.faults.severity))
         noise = float(rng.uniform(*self.faults.noise))
         p_omit = self.faults.omission_for(parsed)
         findings: dict[str, str | None] = {}
-        omitted, added = set(), set()
+        severities: dict[str, float] = {}
+        omitted, added, ghosts = set(), set(), set()
         for j, name in enumerate(_ALL):
             if name in parsed.findings:
                 if u_omit[j] < p_omit:
                     omitted.add(name)
                 else:
                     findings[name] = parsed.findings[name]
-            elif name not in parsed.negated and u_add[j] < self.faults.hallucination.get(name, 0.0):
+                    severities[name] = severity * parsed.severity.get(name, 1.0)
+            elif name in parsed.negated:
+                continue
+            elif u_add[j] < self.faults.hallucination.get(name, 0.0):
                 added.add(name)
-                findings[name] = None
+                findings[name], severities[name] = None, severity
+            elif name in FINDINGS and u_ghost[j] < self.faults.ghost:  # probes stay clean: their rate is the hallucination
+                ghosts.add(name)
+                low, high = self.faults.ghost_severity_of.get(name, self.faults.ghost_severity)
+                findings[name], severities[name] = None, float(low + (high - low) * u_faint[j])
         sex = parsed.sex or SEXES[int(u_sex < 0.5)]
         age = parsed.age if parsed.age is not None else age
-        factor = max((parsed.severity.get(n, 1.0) for n in findings), default=1.0)
-        scene = Scene(findings=findings, sex=sex, age=age, severity=severity * factor, noise=noise)
-        drawn = Drawn(findings, frozenset(omitted), frozenset(added), sex, age)
+        scene = Scene(findings=findings, sex=sex, age=age, severity=severities, noise=noise)
+        drawn = Drawn({k: v for k, v in findings.items() if k not in ghosts}, frozenset(omitted), frozenset(added), frozenset(ghosts), sex, age)
         return scene, drawn, np.random.default_rng([seed, 1])
 
     def draw(self, prompt: str, seed: int) -> tuple[np.ndarray, Drawn]:
