@@ -87,6 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "synthcxr: an item of the synthetic CXR generator audit")
+    config.pluginmanager.import_plugin("pytest_synthcxr.fixtures")  # cheap: fixtures load models when used
     for family, text in FAMILY_MARKERS.items():
         config.addinivalue_line("markers", f"{family}: synthcxr {text}")
     if config.option.help or getattr(config.option, "version", False):

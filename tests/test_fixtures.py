@@ -1,0 +1,49 @@
+"""The fixtures users' own @given tests get: phantom by default, paired seeds shared by prompts."""
+
+import subprocess
+import sys
+
+
+
+def test_fixtures_default_to_the_phantom_and_share_seeds(pytester):
+    pytester.makepyfile(
+        """
+        import numpy as np
+        from hypothesis import given, settings
+        from pytest_synthcxr import strategies as cxr
+
+        def test_defaults(synthcxr_generator, synthcxr_judge, synthcxr_pool):
+            assert synthcxr_generator.name == "phantom" and synthcxr_judge.name == "phantom"
+            assert synthcxr_pool.base_seed == 0
+            a = synthcxr_pool.scores("White female. Pleural effusion.", 3)
+            b = synthcxr_pool.scores("Black female. Pleural effusion.", 3)
+            assert a.shape == (3, len(synthcxr_judge.outputs))
+            assert np.array_equal(a, b)  # race is not drawn by the phantom: same seeds, same images
+            before = synthcxr_pool.generated
+            synthcxr_pool.scores("White female. Pleural effusion.", 2)
+            assert synthcxr_pool.generated == before  # memoised
+
+        @settings(max_examples=3, deadline=None, database=None)
+        @given(pair=cxr.counterfactual_pairs(attributes=("race",), demographics="always", min_findings=1, layout=False))
+        def test_race_swap_is_invariant_on_the_faithful_phantom(synthcxr_pool, pair):
+            finding = pair.base.requested[0]
+            c = synthcxr_pool.compare(pair.base.text, pair.changed.text, finding, 2)
+            assert c.difference.value == 0.0
+        """
+    )
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_seed_option_reaches_the_pool(pytester):
+    pytester.makepyfile("def test_seed(synthcxr_pool):\n    assert synthcxr_pool.base_seed == 7\n")
+    pytester.runpytest_inprocess("--synthcxr-seed=7", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_fixtures_module_imports_nothing_heavy():
+    code = (
+        "import sys, pytest_synthcxr.fixtures\n"
+        "print([m for m in ('torch', 'hypothesis', 'pandas', 'numpy', 'scipy', 'statsmodels') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
