@@ -216,3 +216,14 @@ def test_a_map_that_merges_two_outputs_is_refused(tmp_path):
     text = "judge = 'p'\n" + small_spec() + "[judges.p]\nkind = 'torchscript'\npath = 'p.pt'\nlabels = ['Effusion', 'COVID-19']\nmap = {'COVID-19' = 'Effusion'}\n"
     with pytest.raises(ModelError, match=r"judges.p\] map: two outputs would be named 'Effusion'"):
         registry.check("phantom", "test", _loaded(tmp_path, text))
+
+
+def test_a_table_can_override_a_phantom_alias_and_presets_are_checked(tmp_path):
+    make_torchscript_probe(tmp_path / "p.pt", 2)
+    text = small_spec() + "[models.phantom-biased]\njudge = ['phantom', 'p']\n[judges.p]\nkind = 'torchscript'\npath = 'p.pt'\nlabels = ['Effusion', 'COVID-19']\n"
+    loaded = _loaded(tmp_path, text)
+    plan = registry.check("phantom-biased", "test", loaded)
+    assert (plan.config.kind, plan.config.preset, plan.config.judge) == ("phantom", "phantom-biased", ["phantom", "p"])
+    assert registry.load_generator("phantom-biased", loaded).name == "phantom-biased"
+    with pytest.raises(ModelError, match=r"models.mine\] preset: unknown phantom preset 'nope'; known: phantom"):
+        registry.check("mine", "test", _loaded(tmp_path, small_spec() + "[models.mine]\nkind = 'phantom'\npreset = 'nope'\n"))

@@ -126,8 +126,9 @@ def resolve_model(name: str, source: str, loaded: Any = None, *, allow_pickle: b
     table = spec.models.get(name) if spec is not None else None
     if table is not None or name in ALIASES:
         data = dict(ALIASES.get(name, {}))
-        if table is None and name in BUILTIN_MODELS:
-            data = {}
+        if name in BUILTIN_MODELS:  # a table overriding a phantom alias (e.g. its judge)
+            _, preset, judge = BUILTIN_MODELS[name]
+            data = {"kind": "phantom", "preset": preset, "judge": judge}
         if table is not None:
             data.update(table.model_dump(exclude_unset=True, by_alias=True))
         if not any(data.get(k) for k in ("path", "env", "hub_id")):  # a table keyed by the path or hub id itself
@@ -169,6 +170,10 @@ def _locate(name: str, config: ModelSpec, base: Path, allow_pickle: bool, tried:
 
     where = f"[tool.synthcxr.models.{name}]"
     if config.kind == "phantom":
+        from .generators.phantom import PRESETS
+
+        if (config.preset or "phantom") not in PRESETS:
+            raise ModelError(f"synthcxr: {where} preset: unknown phantom preset {config.preset!r}; known: {', '.join(PRESETS)}")
         return ModelPlan(name, config)
     if config.kind == "folder":
         if config.path is None:
