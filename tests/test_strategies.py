@@ -28,6 +28,13 @@ def test_roentgen_shaped_prompts_name_the_subgroup(spec):
 
 
 @FAST
+@given(cxr.prompt_specs(modifiers=False, min_findings=1))
+def test_bare_findings_have_no_side_or_severity(spec):
+    parsed = parse_prompt(spec.text)
+    assert parsed == spec.expected and not parsed.severity and set(parsed.findings.values()) == {None}
+
+
+@FAST
 @given(cxr.prompts(demographics="never"))
 def test_prompt_strings_without_demographics(text):
     parsed = parse_prompt(text)

@@ -173,10 +173,15 @@ def _case(sentence: str, case: str) -> str:
 
 
 @st.composite
-def mentions(draw: st.DrawFn, finding: str | st.SearchStrategy[str] | None = None, *, laterality: str | None = None) -> Mention:
-    """One finding as written, with optional side, severity word and lobe."""
+def mentions(
+    draw: st.DrawFn, finding: str | st.SearchStrategy[str] | None = None, *, laterality: str | None = None, modifiers: bool = True
+) -> Mention:
+    """One finding as written, with optional side, severity word and lobe (modifiers=False: the
+    bare phrase, a synonym of the finding)."""
     name = finding if isinstance(finding, str) else draw(finding if finding is not None else st.sampled_from(FINDINGS))
     phrase = draw(st.sampled_from(SYNONYMS[name]))
+    if not modifiers:
+        return Mention(name, phrase)
     side = side_word = location = None
     if name in LATERAL_FINDINGS:
         side = laterality if laterality is not None else draw(st.none() | st.sampled_from(tuple(SIDE_WORDS)))
@@ -219,16 +224,17 @@ def prompt_specs(
     race: bool | None = None,
     age: bool | None = None,
     layout: bool = True,
+    modifiers: bool = True,
 ) -> PromptSpec:
     """A prompt (:class:`PromptSpec`) asking for distinct findings from `findings`, negating others.
 
     demographics: "always" (sex and race named; age maybe), "never", or "maybe"; `sex`, `race`,
     `age` (True/False) override it per attribute. layout=False keeps RoentGen-v2's shape
     ("45 year old Hispanic female. Pleural effusion.") instead of varying order, case and
-    punctuation.
+    punctuation; modifiers=False writes findings without side, severity or lobe.
     """
     names = draw(st.lists(st.sampled_from(tuple(findings)), min_size=min_findings, max_size=max_findings, unique=True))
-    chosen = tuple(draw(mentions(name)) for name in names)
+    chosen = tuple(draw(mentions(name, modifiers=modifiers)) for name in names)
     rest = [f for f in FINDINGS if f not in names]
     negated_names = draw(st.lists(st.sampled_from(rest), max_size=min(max_negated, len(rest)), unique=True)) if rest and max_negated else []
     negated = tuple((name, draw(st.sampled_from(SYNONYMS[name]))) for name in negated_names)
