@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest_synthcxr.strategies  # noqa: F401  (hypothesis loaded once: pytester's inner runs forget modules they import)
 
 
 
@@ -47,3 +50,11 @@ def test_fixtures_module_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_readme_fuzzing_example_runs(pytester):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Fuzzing prompts with hypothesis", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(code.replace("max_examples=20", "max_examples=3"))
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
