@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, note, settings, target
 from pytest_synthcxr import strategies as cxr
 from pytest_synthcxr.fuzz import PairedSampler
 from pytest_synthcxr.generators.phantom import PRESETS, PhantomGenerator
-from pytest_synthcxr.prompts import parse_prompt
+from pytest_synthcxr.prompts import NORMAL_PROMPT, parse_prompt
 
 DELTA = 0.2  # largest allowed change of the finding's rate (judge decisions, 16 paired seeds)
 SEEDS = 16
@@ -74,3 +74,13 @@ def test_faithful_phantom_passes_demographic_invariance(synthcxr_pool):
     failures = []
     swap_property(synthcxr_pool, failures)()
     assert failures == []
+
+
+@settings(max_examples=5, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=cxr.prompt_specs(max_findings=0, max_negated=3))
+def test_negated_findings_are_not_drawn_by_the_faithful_phantom(synthcxr_pool, spec):
+    """Negation: "no X" must not produce X more often than a normal study does (same seeds)."""
+    for finding, _ in spec.negated:
+        comparison = synthcxr_pool.compare(spec.text, NORMAL_PROMPT, finding, SEEDS)
+        note(f"{spec.text!r} {finding}: {comparison.describe()}")
+        assert comparison.difference.value <= DELTA
