@@ -187,7 +187,7 @@ def mentions(
         side = laterality if laterality is not None else draw(st.none() | st.sampled_from(tuple(SIDE_WORDS)))
         if side is not None:
             side_word = draw(st.sampled_from(SIDE_WORDS[side]))
-            location = draw(st.none() | st.sampled_from(LOCATIONS))
+            location = draw(st.none() | st.sampled_from([loc for loc in LOCATIONS if loc not in side_word]))  # no "bibasilar basilar"
     severity = draw(st.none() | st.sampled_from(tuple(SEVERITY_WORDS)))
     return Mention(name, phrase, side, side_word, severity, location)
 
