@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
+from pytest_synthcxr.judges.base import Judge, JudgeError
 from pytest_synthcxr.judges.phantom import CHUNK, PhantomJudge, default_weights, op_norm
 from pytest_synthcxr.phantom import NAMES, random_scene, render
 from pytest_synthcxr.vocabulary import FINDINGS, PROBES
@@ -58,6 +59,8 @@ def held_out(judge):
 
 
 def test_outputs_and_identity(judge):
+    assert isinstance(judge, Judge)
+    assert judge.settings["sha256"] == judge.fingerprint
     assert judge.name == "phantom"
     assert judge.outputs == FINDINGS + PROBES
     digest = hashlib.sha256(default_weights().read_bytes()).hexdigest()
@@ -147,9 +150,9 @@ def test_rejects_weights_for_other_outputs(tmp_path):
 
     path = tmp_path / "other.safetensors"
     save_file({"op_threshs": np.full(2, 0.5, np.float32)}, str(path), metadata={"outputs": '["A", "B"]'})
-    with pytest.raises(ValueError):
+    with pytest.raises(JudgeError, match="outputs"):
         PhantomJudge(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(JudgeError, match="not found"):
         PhantomJudge(tmp_path / "missing.safetensors")
 
 

@@ -147,6 +147,23 @@ def test_severity_scales_findings():
     assert marked > 2 * faint > 0
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_severity_zero_draws_nothing(name):
+    plain = draw(seed=11, noise=0.03)
+    assert np.array_equal(draw({name: None}, seed=11, noise=0.03, severity=0.0), plain)
+    assert np.array_equal(draw({name: None}, seed=11, noise=0.03, severity={name: 0.0}), plain)
+
+
+def test_severity_per_finding():
+    one = draw({"Effusion": "left"}, seed=12, severity=1.2)
+    mixed = draw({"Effusion": "left", "Edema": None}, seed=12, severity={"Effusion": 1.2, "Edema": 0.0})
+    assert np.array_equal(one, mixed)
+    # names left out of the mapping get 1.0
+    assert np.array_equal(draw({"Effusion": "left"}, seed=12), draw({"Effusion": "left"}, seed=12, severity={}))
+    with pytest.raises(ValueError):
+        draw({"Effusion": "left"}, severity={"Effusion": -0.5})
+
+
 def test_edema_is_perihilar_and_covid_is_peripheral_and_basal():
     base = draw(seed=6)
     edema = draw({"Edema": None}, seed=6) - base

@@ -29,15 +29,26 @@ def rounds(first: int, budget: int) -> list[int]:
     return looks + [budget]
 
 
-def run_check(check: Check, table_of: Callable[[Check, int], Any], confidence: float, *, sequential: bool, first_round: int) -> tuple[Result, Any]:
-    """Evaluate a check at each planned look until it is decided; returns the result and its table."""
+def run_check(
+    check: Check, table_of: Callable[[Check, int], Any], confidence: float, *, sequential: bool, first_round: int, items: int = 1
+) -> tuple[Result, Any]:
+    """Evaluate a check at each planned look until it is decided; returns the result and its table.
+
+    A pass stops sampling at once; a fail stops early only when it holds at alpha / items (so it
+    survives the fail-side correction across `items`), otherwise sampling goes on.
+    """
     schedule = rounds(first_round, check.samples) if sequential else [check.samples]
     interval: IntervalKind = "anytime" if sequential else "fixed"
-    for n in schedule:
+    strict_alpha = (1 - confidence) / max(items, 1)
+    for look, n in enumerate(schedule):
         table = table_of(check, n)
         result = check.evaluate(table, confidence, interval=interval, looks=len(schedule))
-        if result.verdict != "inconclusive":
+        if result.verdict == "pass" or look == len(schedule) - 1:
             break
+        if result.verdict == "fail":
+            strict = check.measure(table, strict_alpha, interval, len(schedule)).estimate
+            if verdict(strict, check.threshold, check.direction) == "fail":
+                break
     result = replace(result, samples=n, budget=check.samples)
     if result.verdict == "inconclusive":
         result = replace(result, note=more_samples_note(result))
@@ -115,7 +126,10 @@ def run_all(
     interval: IntervalKind = "anytime" if sequential else "fixed"
     for check in checks:
         try:
-            result, table = run_check(check, table_of, confidence, sequential=sequential, first_round=first_round)
+            result, table = run_check(
+                check, table_of, confidence, sequential=sequential, first_round=first_round,
+                items=len(checks) if correction != "none" else 1,
+            )
         except Exception as exc:  # one broken check must not lose the others' finished work
             on_error(check, exc)
             continue

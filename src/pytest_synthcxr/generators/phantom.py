@@ -38,10 +38,18 @@ class PhantomFaults:
     #: probability, per finding the prompt did not ask for, of a faint ambiguous version of it
     #: (drawn at ghost_severity, where the judge is unsure): the planted uncertainty fault
     ghost: float = 0.0
-    ghost_severity: tuple[float, float] = (0.2, 0.4)
-    #: findings whose ambiguous range differs (the judge is unsure at different strengths)
+    ghost_severity: tuple[float, float] = (0.15, 0.25)
+    #: per finding, the severities where the shipped phantom judge is least sure (measured
+    #: entropy peaks, noise 0.02); re-measure after retraining the judge
     ghost_severity_of: Mapping[str, tuple[float, float]] = field(
-        default_factory=lambda: {"Cardiomegaly": (0.12, 0.28), "Pneumothorax": (0.3, 0.5)}
+        default_factory=lambda: {
+            "Atelectasis": (0.08, 0.2),
+            "Cardiomegaly": (0.12, 0.28),
+            "Consolidation": (0.18, 0.27),
+            "Edema": (0.12, 0.23),
+            "Effusion": (0.18, 0.24),
+            "Pneumothorax": (0.13, 0.21),
+        }
     )
 
     def omission_for(self, parsed: ParsedPrompt) -> float:

@@ -9,7 +9,6 @@ Importing this module does not import torch; the network is built on first use.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from importlib import resources
@@ -19,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..vocabulary import FINDINGS, PROBES
+from .base import JudgeError, as_images, file_sha256, op_norm
+
+__all__ = ["CHUNK", "PhantomJudge", "PhantomWeightsError", "default_weights", "op_norm"]
 
 #: Images per forward pass. Every pass has exactly this many images (the last one is padded), so a
 #: score never depends on how the caller split its images into batches.
@@ -26,19 +28,18 @@ CHUNK = 32
 WEIGHTS_NAME = "phantom_judge.safetensors"
 
 
+class PhantomWeightsError(JudgeError, ValueError):
+    """The weights file does not fit the phantom judge (outputs, thresholds)."""
+
+
+class PhantomWeightsMissing(JudgeError, FileNotFoundError):
+    """The weights file does not exist."""
+
+
 def default_weights() -> Path:
     """Path of the weights file shipped inside the package."""
     ref = resources.files(__package__) / WEIGHTS_NAME
     return Path(str(ref))
-
-
-def op_norm(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Rescale probabilities so each output's threshold maps to 0.5 (piecewise linear, monotone)."""
-    p = np.asarray(p, dtype=np.float64)
-    t = np.asarray(thresholds, dtype=np.float64)
-    low = 0.5 * p / t
-    high = 0.5 + 0.5 * (p - t) / (1.0 - t)
-    return np.clip(np.where(p <= t, low, high), 0.0, 1.0)
 
 
 class PhantomJudge:
@@ -49,7 +50,7 @@ class PhantomJudge:
     def __init__(self, weights: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
         self.weights_path = Path(weights) if weights is not None else default_weights()
         if not self.weights_path.is_file():
-            raise FileNotFoundError(f"phantom judge weights not found: {self.weights_path}")
+            raise PhantomWeightsMissing(f"synthcxr: judge 'phantom': weights file not found: {self.weights_path}")
         self.device = device
         from safetensors import safe_open
 
@@ -60,9 +61,13 @@ class PhantomJudge:
         outputs = tuple(json.loads(meta.get("outputs", "[]")))
         expected = FINDINGS + PROBES
         if outputs != expected:
-            raise ValueError(f"{self.weights_path}: outputs {outputs} differ from the vocabulary {expected}")
+            raise PhantomWeightsError(
+                f"synthcxr: judge 'phantom': {self.weights_path}: outputs {list(outputs)} differ from {list(expected)}"
+            )
         if self._thresholds.shape != (len(outputs),) or not np.all((self._thresholds > 0) & (self._thresholds < 1)):
-            raise ValueError(f"{self.weights_path}: op_threshs must be {len(outputs)} values in (0, 1)")
+            raise PhantomWeightsError(
+                f"synthcxr: judge 'phantom': {self.weights_path}: op_threshs must be {len(outputs)} values in (0, 1)"
+            )
         self.outputs: tuple[str, ...] = outputs
         self._fingerprint: str | None = None
         self._net: Any = None
@@ -73,11 +78,7 @@ class PhantomJudge:
     def fingerprint(self) -> str:
         """sha256 (hex) of the weights file: equal fingerprints, equal scores."""
         if self._fingerprint is None:
-            digest = hashlib.sha256()
-            with open(self.weights_path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            self._fingerprint = digest.hexdigest()
+            self._fingerprint = file_sha256(self.weights_path)
         return self._fingerprint
 
     @property
@@ -88,7 +89,14 @@ class PhantomJudge:
     @property
     def settings(self) -> dict[str, Any]:
         """What the report shows about this judge."""
-        out: dict[str, Any] = {"weights": str(self.weights_path), "device": self.device, "chunk": CHUNK}
+        out: dict[str, Any] = {
+            "weights": str(self.weights_path),
+            "sha256": self.fingerprint,
+            "preprocessing": "average-pooled to 112 x 112 (2 x 2 blocks for 224 x 224), values in [0, 1]",
+            "threshold": self._thresholds.tolist(),
+            "device": self.device,
+            "chunk": CHUNK,
+        }
         for key in ("seed", "training", "validation"):
             if key in self.metadata:
                 try:
@@ -118,9 +126,7 @@ class PhantomJudge:
         """Sigmoid probabilities before the operating-point rescaling, float64 (N, len(outputs))."""
         import torch
 
-        images = np.asarray(images, dtype=np.float32)
-        if images.ndim != 3:
-            raise ValueError(f"images must be (N, H, W), got shape {images.shape}")
+        images = as_images(images)
         net = self._load()
         n = len(images)
         out = np.empty((n, len(self.outputs)), dtype=np.float64)

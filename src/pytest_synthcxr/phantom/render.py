@@ -52,8 +52,9 @@ class Scene:
     sex: str = "female"
     #: older: lower bone contrast, larger aortic knob, wider mediastinum
     age: int = 50
-    #: multiplies the contrast/size of every drawn finding (0.3 faint, 1.0 typical, 1.3 marked)
-    severity: float = 1.0
+    #: scales every drawn finding (0.3 faint, 1.0 typical, 1.3 marked; 0 draws nothing): sizes and
+    #: contrast in proportion (thin lines with its square root); one value, or one per finding
+    severity: float | Mapping[str, float] = 1.0
     #: standard deviation of the additive image noise (plus a little low-frequency mottle)
     noise: float = 0.02
 
@@ -238,8 +239,9 @@ def _validate(scene: Scene) -> None:
             raise ValueError(f"laterality of {name} must be one of {LATERALITIES} or None, not {side!r}")
     if scene.sex not in SEXES:
         raise ValueError(f"sex must be one of {SEXES}, not {scene.sex!r}")
-    if not math.isfinite(scene.severity) or scene.severity < 0:
-        raise ValueError("severity must be a finite number >= 0")
+    values = scene.severity.values() if isinstance(scene.severity, Mapping) else [scene.severity]
+    if any(not math.isfinite(float(v)) or float(v) < 0 for v in values):
+        raise ValueError("severity must be a finite number >= 0 (or a mapping of finding to one)")
     if not math.isfinite(scene.noise) or scene.noise < 0:
         raise ValueError("noise must be a finite number >= 0")
 
@@ -264,6 +266,18 @@ class _Lung:
     mask: np.ndarray  # lung mask in the box (before the heart and mediastinum are drawn over it)
 
 
+def _severity(scene: Scene, name: str) -> tuple[float, float]:
+    """(severity, thin-structure contrast factor) of one finding: a Scene gives one severity for all
+    findings, or one per finding (1.0 for those not named).
+
+    Sizes and the contrast of extended opacities scale with the severity itself; thin structures
+    (pleural line, plate atelectasis) with its square root, so that a faint (0.3) finding is still
+    visible through the noise while severity 0 draws nothing.
+    """
+    value = float(scene.severity.get(name, 1.0)) if isinstance(scene.severity, Mapping) else float(scene.severity)
+    return value, math.sqrt(value)
+
+
 def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarray:
     """Render `scene` as a (size, size) float32 image in [0, 1]; deterministic given `rng`'s state.
 
@@ -281,10 +295,7 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
     noise_rng = np.random.default_rng(seeds[2])
     finding_rng = {name: np.random.default_rng(s) for name, s in zip(NAMES, seeds[3:].tolist())}
     sides = {k: resolve_laterality(k, scene.findings[k], finding_rng[k]) for k in NAMES if k in scene.findings}
-    sev = float(scene.severity)
-    # sizes grow in proportion to severity, contrast with its square: faint findings fade into the
-    # noise (and the judge grows unsure), marked ones stand out
-    con = sev * sev
+    # sizes and contrast grow with each finding's severity; see _severity
     male = scene.sex == "male"
     age = float(min(max(scene.age, 0), 110))
     u, v = _grid(n)
@@ -315,11 +326,14 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
 
     # ---- findings that change the anatomy itself
     if "Cardiomegaly" in sides:
-        ctr += (0.19 + 0.02 * finding_rng["Cardiomegaly"].uniform(-1, 1)) * sev
-        heart_h *= 1.0 + 0.5 * (ctr - 0.42)
+        sev, con = _severity(scene, "Cardiomegaly")
+        grow = (0.19 + 0.02 * finding_rng["Cardiomegaly"].uniform(-1, 1)) * sev
+        ctr += grow
+        heart_h *= 1.0 + 0.5 * grow
     raise_dome = [0.0, 0.0]
     atel_params = {}
     if "Atelectasis" in sides:
+        sev, con = _severity(scene, "Atelectasis")
         fr = finding_rng["Atelectasis"]
         for k, s in enumerate((-1, 1)):
             j = fr.uniform(-1, 1, 6).tolist()
@@ -387,6 +401,7 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
     extra = np.zeros((n, n), dtype=_F32)  # thin lines drawn over the lung (pleural line, Kerley lines)
 
     if "Effusion" in sides:
+        sev, con = _severity(scene, "Effusion")
         fr = finding_rng["Effusion"]
         for k, p in enumerate(parts):
             j = fr.uniform(-1, 1, 3).tolist()
@@ -396,9 +411,10 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
             meniscus = (0.09 + 0.02 * j[1]) * min(sev, 1.2) * (p.lateral * np.sqrt(p.lateral))  # rises laterally
             level = (p.base - dome[k] * 0.5 - depth) - meniscus
             fluid = _smoothstep((v[p.rs, :] - level) * (1 / (0.02 + 0.006 * j[2])))
-            opacity[p.rs, p.cs] += fluid * p.mask * (0.36 * min(1.0, con))
+            opacity[p.rs, p.cs] += fluid * p.mask * (0.36 * min(1.0, sev))
 
     if "Consolidation" in sides:
+        sev, con = _severity(scene, "Consolidation")
         fr = finding_rng["Consolidation"]
         for p in parts:
             j = fr.uniform(-1, 1, 6).tolist()
@@ -411,9 +427,10 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
             qx, qy = (u[:, p.cs] - pu) * (1 / ru), (v[p.rs, :] - pv) * (1 / rv)
             q = qx * qx + qy * qy + 0.35 * blotch[p.rs, p.cs]
             patch = _smoothstep((1.0 - q) * (1 / 0.35))
-            opacity[p.rs, p.cs] += patch * p.mask * (0.28 * min(1.15, con))
+            opacity[p.rs, p.cs] += patch * p.mask * (0.28 * min(1.15, sev))
 
     if "Edema" in sides:
+        sev, con = _severity(scene, "Edema")
         fr = finding_rng["Edema"]
         j = fr.uniform(-1, 1, 4).tolist()
         kerley = fr.uniform(0, 1, (2, 4, 3)).tolist()
@@ -422,7 +439,7 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
             qx = (u[:, p.cs] - (cx + p.s * (0.1 + 0.01 * j[0]))) * (1 / (0.15 * spread))
             qy = (v[p.rs, :] - (0.49 + 0.02 * j[1])) * (1 / (0.19 * spread))
             haze = np.exp(-(qx * qx + qy * qy)) * (0.85 + 0.2 * blotch[p.rs, p.cs])
-            opacity[p.rs, p.cs] += haze * p.mask * (0.2 * min(con, 1.4))
+            opacity[p.rs, p.cs] += haze * p.mask * (0.2 * min(sev, 1.4))
             for i in range(4):  # Kerley-B lines: short horizontal lines reaching in from the lateral pleura
                 kv = p.base - 0.035 - 0.025 * i - 0.015 * kerley[k][i][0]
                 edge = p.centre + p.s * p.half * (1.02 - 0.04 * i)
@@ -430,9 +447,10 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
                 p0, p1 = (edge, kv), (edge - p.s * length, kv + 0.006 * (kerley[k][i][2] - 0.5))
                 rs, cs = _box(n, min(p0[0], p1[0]) - 0.01, max(p0[0], p1[0]) + 0.01, kv - 0.015, kv + 0.015)
                 d = _segment(u[:, cs], v[rs, :], p0, p1)
-                extra[rs, cs] += np.exp(-((d * (1 / 0.005)) ** 2)) * (0.12 * min(con, 1.4))
+                extra[rs, cs] += np.exp(-((d * (1 / 0.005)) ** 2)) * (0.12 * min(sev, 1.4))
 
     if "Atelectasis" in sides:
+        sev, con = _severity(scene, "Atelectasis")
         for k, p in enumerate(parts):
             if p.s not in atel_params:
                 continue
@@ -446,10 +464,11 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
             d = _segment(u[:, cs], v[rs, :], p0, p1)
             thick = (0.011 + 0.003 * j[4]) * (0.75 + 0.25 * min(sev, 1.3))
             band = _smoothstep((thick - d) * (1 / 0.007) + 0.5) * (0.3 * min(1.15, con))
-            opacity[rs, cs] += np.exp(-((d * (1 / 0.03)) ** 2)) * (0.05 * min(con, 1.2))
+            opacity[rs, cs] += np.exp(-((d * (1 / 0.03)) ** 2)) * (0.05 * min(sev, 1.2))
             extra[rs, cs] += band  # drawn over any fluid too: the plate stays visible
 
     if "COVID-19" in sides:
+        sev, con = _severity(scene, "COVID-19")
         fr = finding_rng["COVID-19"]
         spots = fr.uniform(0, 1, (2, 5, 5)).tolist()
         ggo = np.zeros((n, n), dtype=_F32)
@@ -463,9 +482,10 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
                 rs, cs = _box(n, pu - 2.2 * ru, pu + 2.2 * ru, pv - 2.2 * rv, pv + 2.2 * rv)
                 qx, qy = (u[:, cs] - pu) * (1 / ru), (v[rs, :] - pv) * (1 / rv)
                 ggo[rs, cs] += np.exp(-(qx * qx + qy * qy)) * (0.6 + 0.4 * sp[4])
-        opacity += np.minimum(ggo, 1.2) * (0.9 + 0.25 * blotch) * (0.18 * min(con, 1.25))
+        opacity += np.minimum(ggo, 1.2) * (0.9 + 0.25 * blotch) * (0.18 * min(sev, 1.25))
 
     if "Pneumothorax" in sides:
+        sev, con = _severity(scene, "Pneumothorax")
         fr = finding_rng["Pneumothorax"]
         for p in parts:
             j = fr.uniform(-1, 1, 3).tolist()
@@ -473,10 +493,10 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
                 continue
             # the collapsed lung's edge lies inside the chest wall: widest at the apex and lateral margin
             upper = np.clip(0.35 + 0.55 * p.xs - 0.55 * p.y + 0.1 * j[0], 0.0, 1.0)
-            edge = 1.0 - ((0.2 + 0.04 * j[1]) * min(sev, 1.3) * upper + 0.004)
+            edge = 1.0 - ((0.2 + 0.04 * j[1]) * min(con, 1.15) * upper + 0.004)
             off = p.rho - edge
             rim = _smoothstep(off * (1 / 0.012) + 0.5) * p.mask * _smoothstep((upper - 0.05) * 10.0)
-            rim *= min(1.0, con)  # a faint pneumothorax: less extra air, markings only partly lost
+            rim *= min(1.0, 1.2 * con)  # a faint pneumothorax: less extra air, markings only partly lost
             line = np.exp(-((off * (1 / 0.01)) ** 2)) * p.mask * np.clip(upper * 4.0, 0.0, 1.0)
             lucent[p.rs, p.cs] = np.maximum(lucent[p.rs, p.cs], rim)
             extra[p.rs, p.cs] += line * (0.2 * min(1.2, con))
@@ -508,7 +528,7 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 224) -> np.ndarra
     opacity = np.minimum(opacity, 0.36)
     density = density + air * (markings * (1.0 - lucent) * 0.24 + opacity - lucent * 0.1 - 0.35)
     density = density + (solid * 0.04 - trachea * 0.1 + bones * bone) * body + extra * air
-    density = density + _field(noise_rng, 8, n) * _F32(0.5 * scene.noise + 0.003)  # low-frequency mottle
+    density = density + _field(noise_rng, 8, n) * _F32(0.3 * scene.noise + 0.004)  # low-frequency mottle
     if n != size:
         density = _upsample2(density)
     r0, c0, flip = (int(x) for x in noise_rng.integers(0, [size + 1, size + 1, 4]))
