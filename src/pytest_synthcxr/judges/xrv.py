@@ -13,6 +13,8 @@ Importing this module imports neither torch nor torchxrayvision.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import contextlib
 import io
 import os
@@ -157,14 +159,11 @@ class XRVJudge:
         self.outputs: tuple[str, ...] = tuple(self.mapping.get(XRV_LABELS[i], XRV_LABELS[i]) for i in self._index)
         self.masked: tuple[str, ...] = tuple(XRV_LABELS[i] for i in sorted(UNTRAINED[weights]))
         self.device = device
-        self._sha256: str | None = None
         self._model: Any = None
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        if self._sha256 is None:
-            self._sha256 = file_sha256(self.path)
-        return self._sha256
+        return file_sha256(self.path)
 
     @property
     def fingerprint(self) -> str:
@@ -264,14 +263,11 @@ class XRVAttributeJudge:
             url = RELEASES + basename
             raise JudgeError(ERR_MISSING.format(judge=self.name, weights=kind, path=self.path, url=url))
         self.device = device
-        self._sha256: str | None = None
         self._model: Any = None
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        if self._sha256 is None:
-            self._sha256 = file_sha256(self.path)
-        return self._sha256
+        return file_sha256(self.path)
 
     @property
     def fingerprint(self) -> str:
