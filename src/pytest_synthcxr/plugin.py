@@ -64,10 +64,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("baseline", None, "a previous run's --synthcxr-json to compare with: deltas with intervals, regressions flagged (default: none)"),
         ("seed", _seed, "base seed of every generated sample (default: 'seed' in the spec, else 0)"),
         ("device", _device, "torch device for generator and judges: auto, cpu, mps, cuda[:N] (default: auto)"),
+        ("cache-dir", None, "sample cache folder, shareable between runs, workers and CI jobs (default: synthcxr/ under pytest's cache dir)"),
     ]
     for name, kind, help_text in options:
-        group.addoption(f"--synthcxr-{name}", dest=f"synthcxr_{name}", default=None, type=kind, help=help_text)
-        parser.addini(f"synthcxr_{name}", f"ini equivalent of --synthcxr-{name}", default=None)
+        dest = f"synthcxr_{name.replace('-', '_')}"
+        group.addoption(f"--synthcxr-{name}", dest=dest, default=None, type=kind, help=help_text)
+        parser.addini(dest, f"ini equivalent of --synthcxr-{name}", default=None)
+    group.addoption(
+        "--synthcxr-no-cache",
+        dest="synthcxr_no_cache",
+        action="store_true",
+        default=False,
+        help="neither read nor write the sample cache (every image is generated and judged afresh)",
+    )
     group.addoption(
         "--synthcxr-plan",
         dest="synthcxr_plan",
@@ -120,6 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
         csv=_path(config, "csv"),
         allow_pickle=allow_pickle,
         baseline=_baseline(config),
+        cache_dir=cache_dir(config),
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     log = (lambda line: reporter.write_line(line)) if reporter is not None else None
@@ -149,6 +159,18 @@ def _path(config: pytest.Config, name: str) -> Path | None:
         return Path(getattr(config.option, f"synthcxr_{name}")).absolute()
     ini = config.getini(f"synthcxr_{name}")
     return (config.rootpath / ini) if ini else None
+
+
+def cache_dir(config: pytest.Config) -> Path | None:
+    """The sample cache folder (also home of the fuzzing database); None with --synthcxr-no-cache
+    or when pytest's cache provider is disabled and no folder is given."""
+    if config.option.synthcxr_no_cache:
+        return None
+    given = _path(config, "cache_dir")
+    if given is not None:
+        return given
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+    return cache.mkdir("synthcxr") if cache is not None else None
 
 
 def _baseline(config: pytest.Config) -> Path | None:

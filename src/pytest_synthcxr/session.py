@@ -21,6 +21,7 @@ class RunOptions:
     csv: Path | None = None
     allow_pickle: bool = False
     baseline: Path | None = None  # a previous run's JSON report to compare with
+    cache_dir: Path | None = None  # the sample cache; None: no cache
 
 
 @dataclass
