@@ -116,6 +116,23 @@ class SamplePool:
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
+    def images(self, cells: Sequence[Cell], n: int) -> tuple[np.ndarray, Any]:
+        """Images of samples 0..n-1 of the cells, in the row order of table(cells, n), with that
+        table (for checks that need pixels or features, not only scores). Invalid samples are
+        included; filter them with the table's 'valid' column."""
+        table = self.table(cells, n)
+        prompts = [c.prompt for c in dict.fromkeys(cells) for _ in range(n)]
+        images = self._load_images(prompts, [int(s) for s in table["seed"]])
+        return images, table
+
+    def _load_images(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+        # regenerated from their seeds (identical to the judged ones); the cache serves stored files
+        parts = [
+            self.generator.generate(prompts[i : i + self.batch_size], seeds[i : i + self.batch_size])
+            for i in range(0, len(prompts), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, 0, 0), np.float32)
+
     def full_table(self) -> Any:
         """Every sample generated so far (for the CSV export)."""
         import pandas as pd
