@@ -65,6 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("seed", _seed, "base seed of every generated sample (default: 'seed' in the spec, else 0)"),
         ("device", _device, "torch device for generator and judges: auto, cpu, mps, cuda[:N] (default: auto)"),
         ("cache-dir", None, "sample cache folder, shareable between runs, workers and CI jobs (default: synthcxr/ under pytest's cache dir)"),
+        ("reference", None, "reference images to compare with: a manifest CSV, a MIMIC-CXR-JPG or CheXpert folder or CSV, or phantom[:N] (default: 'reference' in the spec; none: no comparison)"),
     ]
     for name, kind, help_text in options:
         dest = f"synthcxr_{name.replace('-', '_')}"
@@ -130,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         allow_pickle=allow_pickle,
         baseline=_baseline(config),
         cache_dir=cache_dir(config),
+        reference=_reference(config, loaded),
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     log = (lambda line: reporter.write_line(line)) if reporter is not None else None
@@ -185,6 +187,25 @@ def _baseline(config: pytest.Config) -> Path | None:
         except BaselineError as exc:
             raise pytest.UsageError(str(exc)) from None
     return path
+
+
+def _reference(config: pytest.Config, loaded: Any) -> Any:
+    """The reference set's manifest, read now (a bad file is a usage error before any test runs):
+    --synthcxr-reference (relative to the working folder), else the ini key, else the spec's."""
+    from .reference import ReferenceError, load_reference, needs_reference
+
+    value, base = config.option.synthcxr_reference, config.invocation_params.dir
+    if value is None and config.getini("synthcxr_reference"):
+        value, base = config.getini("synthcxr_reference"), config.rootpath
+    if value is None and loaded.spec.reference is not None:
+        value, base = loaded.spec.reference, loaded.path.parent if loaded.path else config.rootpath
+    try:
+        if value is None:
+            needs_reference(loaded.spec)
+            return None
+        return load_reference(value, base, seed=loaded.spec.seed, max_images=loaded.spec.reference_samples)
+    except ReferenceError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _spec_path(config: pytest.Config) -> Path | None:

@@ -22,6 +22,7 @@ class RunOptions:
     allow_pickle: bool = False
     baseline: Path | None = None  # a previous run's JSON report to compare with
     cache_dir: Path | None = None  # the sample cache; None: no cache
+    reference: Any = None  # a reference.ReferenceSet (manifest read, pixels not yet), or None
 
 
 @dataclass

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .modelspec import JudgeSpec, ModelSpec
+from .refspec import SECTIONS as REFERENCE_SECTIONS
+from .refspec import DiversitySpec, FidelitySpec, MemorizationSpec, VersusRealSpec
 from .vocabulary import FINDINGS, PROBES, RACES, SEXES
 
 Finding = Literal[FINDINGS]  # type: ignore[valid-type]
@@ -130,6 +132,15 @@ class AuditSpec(_Section):
     validity: list[ValiditySpec] = Field(default_factory=list)
     uncertainty: list[UncertaintySpec] = Field(default_factory=list)
     hallucination: list[HallucinationSpec] = Field(default_factory=list)
+    #: reference images (real, or phantom): a manifest CSV, a MIMIC-CXR-JPG or CheXpert folder or
+    #: CSV, or "phantom[:N]"; relative paths are relative to the spec file
+    reference: str | None = None
+    #: most reference images used (a seeded random subset of larger sets)
+    reference_samples: int = Field(default=500, ge=8, le=1_000_000)
+    versus_real: list[VersusRealSpec] = Field(default_factory=list)
+    fidelity: list[FidelitySpec] = Field(default_factory=list)
+    diversity: list[DiversitySpec] = Field(default_factory=list)
+    memorization: list[MemorizationSpec] = Field(default_factory=list)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
 
@@ -139,7 +150,7 @@ class AuditSpec(_Section):
         # accept [tool.synthcxr.validity] (one table) as well as [[tool.synthcxr.validity]] (array)
         if isinstance(data, dict):
             data = dict(data)
-            for key in ("bias", "validity", "uncertainty", "hallucination"):
+            for key in ("bias", "validity", "uncertainty", "hallucination", *REFERENCE_SECTIONS):
                 if isinstance(data.get(key), dict):
                     data[key] = [data[key]]
         return data

@@ -1,0 +1,46 @@
+"""--synthcxr-reference as users run it (pytester): option, ini key, spec key, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SMALL_SPEC = (Path(__file__).parent.parent / "fixtures" / "specs" / "small.toml").read_text()
+
+
+def test_help_lists_the_reference_option(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["  --synthcxr-reference=SYNTHCXR_REFERENCE", "*reference images to compare with*"])
+    result.stdout.fnmatch_lines(["  synthcxr_reference (string):"])
+
+
+def test_bad_reference_is_one_usage_line(pytester):
+    pytester.makefile(".toml", synthcxr=SMALL_SPEC)
+    (pytester.path / "ref.csv").write_text("image,findings,sex,race,age\nmissing.png,,F,White,50\n")
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-reference=ref.csv", "--collect-only", "-q")
+    assert result.ret == 4  # usage error
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: reference */ref.csv: line 2: image 'missing.png': no such file*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-reference=phantom:2", "--collect-only", "-q")
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: reference 'phantom:2': phantom size must be an integer of at least 8*"])
+
+
+def test_sections_that_need_a_reference_say_so(pytester):
+    pytester.makefile(".toml", synthcxr=SMALL_SPEC + "\n[memorization]\nmax_rate = 0.05\n")
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: spec: [[]memorization[]] compares with a reference set, but none is given*"])
+
+
+def test_reference_in_spec_and_ini(pytester):
+    sub = pytester.path / "specs"
+    sub.mkdir()
+    (sub / "synthcxr.toml").write_text('reference = "data/ref.csv"\n' + SMALL_SPEC)
+    (sub / "data").mkdir()
+    (sub / "data" / "ref.csv").write_text("image,findings,sex,race,age\n")  # found relative to the spec: empty
+    result = pytester.runpytest("--synthcxr-model=phantom", f"--synthcxr-spec={sub / 'synthcxr.toml'}", "--collect-only", "-q")
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: reference */specs/data/ref.csv: no usable images (the manifest has no rows)"])
+    pytester.makefile(".toml", synthcxr=SMALL_SPEC)
+    pytester.makeini("[pytest]\nsynthcxr_reference = phantom:16\n")
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*9 tests collected*"])
