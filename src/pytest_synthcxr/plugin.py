@@ -24,6 +24,10 @@ FAMILY_MARKERS = {
     "validity": "does the model draw what it was asked (sensitivity, FPR, AUROC)",
     "uncertainty": "judge uncertainty (predictive entropy) checks",
     "hallucination": "out-of-training probe detection (e.g. COVID-19) checks",
+    "versus-real": "synthetic-minus-real bounds on judge metrics (needs a reference set)",
+    "fidelity": "Frechet distance of judge features, synthetic vs reference",
+    "diversity": "MS-SSIM between images of the same prompt",
+    "memorization": "synthetic images nearly identical to a reference image",
 }
 AUDIT_KEY = pytest.StashKey["AuditSession"]()
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -203,7 +207,7 @@ def _reference(config: pytest.Config, loaded: Any) -> Any:
         if value is None:
             needs_reference(loaded.spec)
             return None
-        return load_reference(value, base, seed=loaded.spec.seed, max_images=loaded.spec.reference_samples)
+        return load_reference(value, base, seed=loaded.spec.seed, max_images=loaded.spec.reference_samples, findings=loaded.spec.findings)
     except ReferenceError as exc:
         raise pytest.UsageError(str(exc)) from None
 

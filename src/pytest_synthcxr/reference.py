@@ -161,11 +161,14 @@ def read_image(path: Path, size: int, source: str = "") -> np.ndarray:
 # ---------------------------------------------------------------------------------------- loading
 
 
-def load_reference(value: str, base: Path | None = None, *, seed: int = 0, max_images: int | None = None) -> ReferenceSet:
-    """Read a reference set's manifest (not its pixels); raises ReferenceError with one line."""
+def load_reference(
+    value: str, base: Path | None = None, *, seed: int = 0, max_images: int | None = None, findings: Sequence[str] = FINDINGS
+) -> ReferenceSet:
+    """Read a reference set's manifest (not its pixels); raises ReferenceError with one line.
+    `findings`: what a phantom reference draws (the audited findings, and normal studies)."""
     value = value.strip()
     if value == "phantom" or value.startswith("phantom:"):
-        return phantom_reference(_phantom_size(value), seed=seed, source=value)
+        return phantom_reference(_phantom_size(value), seed=seed, source=value, findings=findings)
     path = Path(value).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path
@@ -413,7 +416,7 @@ def _mimic_demographics(folder: Path) -> tuple[dict[str, str], dict[str, float],
     return sex, age, race
 
 
-def phantom_reference(n: int, *, seed: int = 0, source: str = "phantom") -> ReferenceSet:
+def phantom_reference(n: int, *, seed: int = 0, source: str = "phantom", findings: Sequence[str] = FINDINGS) -> ReferenceSet:
     """n images from the faithful phantom, cycling over (findings + normal) x sex x race with
     demographics named, labelled with what was drawn."""
     from .cells import derive_seed
@@ -421,7 +424,7 @@ def phantom_reference(n: int, *, seed: int = 0, source: str = "phantom") -> Refe
     from .prompts import build_prompt
 
     generator = PhantomGenerator("phantom")
-    conditions = [(f, s, r) for s in SEXES for r in RACES for f in (*FINDINGS, None)]
+    conditions = [(f, s, r) for s in SEXES for r in RACES for f in (*findings, None)]
     rows, prompts = [], []
     for i in range(n):
         finding, sex, race = conditions[i % len(conditions)]

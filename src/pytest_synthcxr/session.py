@@ -40,6 +40,7 @@ class AuditSession:
     _pool: Any = None
     _generator: Any = None
     _judge: Any = None
+    _comparison: Any = None
 
     def __post_init__(self) -> None:
         self.checks = build_checks(self.loaded.spec)
@@ -111,10 +112,22 @@ class AuditSession:
             raise self.raised[check.nodename]
         return self.results[check.nodename]
 
+    @property
+    def comparison(self) -> Any:
+        """Synthetic vs reference data (reference scores, features, MS-SSIM), built on first use."""
+        if self._comparison is None:
+            from .comparison import Comparison
+
+            self._comparison = Comparison(self.pool, self.options.reference)
+        return self._comparison
+
     def _table(self, check: Check, n: int) -> Any:
         pool = self.pool
         before, t0 = pool.stats.generated, time.perf_counter()
-        table = pool.table(check.cells(), n)
+        if hasattr(check, "needs_reference"):  # versus-real, fidelity, diversity, memorization
+            table = self.comparison.versus(check, n)
+        else:
+            table = pool.table(check.cells(), n)
         made = pool.stats.generated - before
         if made and self.log:
             rate = made / max(time.perf_counter() - t0, 1e-9)

@@ -7,10 +7,11 @@ from ..spec import AuditSpec
 from .base import Check, GroupRate, Result, grid
 from .bias import BiasCheck
 from .hallucination import HallucinationCheck
+from .reference import build_reference_checks
 from .uncertainty import UncertaintyCheck
 from .validity import ValidityCheck
 
-FAMILIES = ("bias", "validity", "uncertainty", "hallucination")
+FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-real", "fidelity", "diversity", "memorization")
 
 
 def build_checks(spec: AuditSpec) -> list[Check]:
@@ -87,6 +88,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     population=population,
                 )
             )
+    checks += build_reference_checks(spec, population, full_grid)
     seen: dict[str, int] = {}
     for i, check in enumerate(checks):
         if check.nodename in seen:  # two spec entries expanding to the same item: keep ids unique and stable

@@ -1,0 +1,114 @@
+"""The synthetic-vs-reference data of one audit: judges the reference images once, computes judge
+features and MS-SSIM values (memoised per sample), and hands checks a :class:`Versus` bundle.
+
+The audit session owns one :class:`Comparison`; checks stay pure functions of what it builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .cells import Cell
+from .checks.base import score_column
+from .checks.reference import Versus
+
+
+class Comparison:
+    def __init__(self, pool: Any, reference: Any = None, *, image_size: int | None = None) -> None:
+        self.pool = pool
+        self.reference = reference  # a reference.ReferenceSet, or None (diversity needs none)
+        self.image_size = image_size
+        self._ref_scores: Any = None
+        self._ref_features: np.ndarray | None = None
+        self._features: dict[tuple[str, int], np.ndarray] = {}
+        self._msssim: dict[tuple[str, int], float] = {}
+        self._extractor: Any = None
+        self.feature_kind: str | None = None
+
+    # -- reference side ---------------------------------------------------------------------------
+
+    def reference_images(self) -> np.ndarray:
+        size = self.image_size or getattr(self.pool.generator, "size", None) or 224
+        return self.reference.images(size=int(size))
+
+    def reference_scores(self) -> Any:
+        """The reference records with the judge's scores (p:<output>) beside the labels."""
+        if self._ref_scores is None:
+            import pandas as pd
+
+            judge = self.pool.judge
+            scores = np.asarray(judge.predict(self.reference_images()), dtype=np.float64)
+            frame = pd.DataFrame(scores, columns=[score_column(o) for o in judge.outputs])
+            self._ref_scores = pd.concat([self.reference.records.reset_index(drop=True), frame], axis=1)
+        return self._ref_scores
+
+    def extractor(self) -> Any:
+        if self._extractor is None:
+            from .features import feature_extractor
+
+            self.feature_kind, self._extractor = feature_extractor(self.pool.judge)
+        return self._extractor
+
+    def reference_features(self) -> np.ndarray:
+        if self._ref_features is None:
+            self._ref_features = self.extractor()(self.reference_images())
+        return self._ref_features
+
+    # -- synthetic side ---------------------------------------------------------------------------
+
+    def synthetic_features(self, cells: Sequence[Cell], n: int) -> tuple[np.ndarray, Any]:
+        """Features of samples 0..n-1 of the cells in table order (NaN rows for invalid images)."""
+        table = self.pool.table(cells, n)
+        keys = list(zip(table["cell"], table["i"].astype(int)))
+        extract = self.extractor()
+        for cell in dict.fromkeys(cells):  # one cell's images at a time: bounded memory
+            if all((cell.key, i) in self._features for i in range(n)):
+                continue
+            images, part = self.pool.images([cell], n)
+            valid = part["valid"].to_numpy()
+            todo = [i for i in range(n) if (cell.key, i) not in self._features and valid[i]]
+            if todo:
+                for i, row in zip(todo, extract(images[todo])):
+                    self._features[(cell.key, i)] = row
+            width = len(next(iter(self._features.values()))) if self._features else 0
+            for i in range(n):
+                self._features.setdefault((cell.key, i), np.full(width, np.nan))
+        return np.stack([self._features[k] for k in keys]) if keys else np.empty((0, 0)), table
+
+    def msssim(self, cells: Sequence[Cell], n: int) -> Any:
+        """MS-SSIM of the disjoint pairs (0, 1), (2, 3), ... of each cell's valid samples."""
+        import pandas as pd
+
+        from .features import ms_ssim_pairs
+
+        table = self.pool.table(cells, n)
+        wanted = [(c.key, i) for c in dict.fromkeys(cells) for i in range(0, n - 1, 2)]
+        for cell in dict.fromkeys(cells):  # one cell's images at a time: bounded memory
+            todo_pairs = [i for i in range(0, n - 1, 2) if (cell.key, i) not in self._msssim]
+            if not todo_pairs:
+                continue
+            images, part = self.pool.images([cell], n)
+            valid = part["valid"].to_numpy()
+            todo = [i for i in todo_pairs if valid[i] and valid[i + 1]]
+            if todo:
+                values = ms_ssim_pairs(images[todo], images[[i + 1 for i in todo]])
+                for i, value in zip(todo, values):
+                    self._msssim[(cell.key, i)] = float(value)
+        rows = [{"cell": k[0], "i": k[1], "j": k[1] + 1, "msssim": self._msssim[k]} for k in wanted if k in self._msssim]
+        return pd.DataFrame(rows, columns=["cell", "i", "j", "msssim"]), table
+
+    # -- bundles for checks ------------------------------------------------------------------------
+
+    def versus(self, check: Any, n: int) -> Versus:
+        cells = check.cells()
+        ref = self.reference_scores() if getattr(check, "needs_reference", False) else None
+        if getattr(check, "needs_features", False):
+            features, table = self.synthetic_features(cells, n)
+            return Versus(table, ref, features, self.reference_features())
+        if getattr(check, "needs_msssim", False):
+            pairs, table = self.msssim(cells, n)
+            return Versus(table, ref, msssim=pairs)
+        return Versus(self.pool.table(cells, n), ref)
