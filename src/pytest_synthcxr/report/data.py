@@ -66,9 +66,16 @@ def build(audit: Any) -> dict[str, Any]:
         "cells": _cells(table, pool, spec),
         "invalid": _invalid(table, prompts),
         "baseline": None,
+        "reference": _reference_section(audit),
         "versions": _versions(),
     }
     return data
+
+
+def _reference_section(audit: Any) -> Any:
+    from .reference import section
+
+    return section(audit)
 
 
 def _table(pool: Any) -> Any:

@@ -87,7 +87,14 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "hallucination": hallucination_gallery(data["hallucination"], pool, {c["key"]: c["subgroup"] for c in data["cells"]}),
         "galleries": galleries(pool, data["cells"]),
         "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
+        "reference": reference_view(data, audit),
     }
+
+
+def reference_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
+    from .reference import view
+
+    return view(data, audit)
 
 
 # ---------------------------------------------------------------- numbers and colors

@@ -1,0 +1,179 @@
+"""The report's synthetic-vs-reference section: the reference set, judge metrics on synthetic and
+reference images side by side, the judge's own accuracy on the labelled reference set (with
+warnings for items that rely on a biased or uncalibrated judge output), and the synthetic images
+closest to a reference image.
+
+``section`` returns JSON-ready data (deterministic); ``view`` adds the images for the HTML page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..checks.base import OPERATING_POINT, score_column
+from ..stats import binary_entropy, wilson
+
+#: closest synthetic-reference pairs listed (and shown side by side)
+CLOSEST_PAIRS = 6
+#: judge-audit warning levels: subgroup TPR/FPR gap (CI low above it), expected calibration error
+MAX_JUDGE_GAP = 0.1
+MAX_JUDGE_ECE = 0.1
+#: item families whose verdict reads a judge output per finding
+JUDGED_FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-real")
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 6)
+
+
+def _rate(count: int, n: int, alpha: float) -> dict[str, Any]:
+    low, high = wilson(count, n, alpha)
+    return {"count": int(count), "n": int(n), "rate": _r(count / n) if n else None, "low": _r(low), "high": _r(high)}
+
+
+def section(audit: Any) -> dict[str, Any] | None:
+    """None when no reference set is configured or nothing was generated."""
+    reference = getattr(audit.options, "reference", None)
+    if reference is None or audit._pool is None:
+        return None
+    from ..checks.reference import judge_audit
+
+    comparison = audit.comparison
+    scores = comparison.reference_scores()
+    table = audit._pool.full_table()
+    spec = audit.spec
+    alpha = 1 - spec.confidence
+    judge = judge_audit(scores, tuple(spec.findings), alpha, max_gap=MAX_JUDGE_GAP, max_ece=MAX_JUDGE_ECE)
+    return {
+        "set": reference.summary(),
+        "features": comparison.feature_kind,
+        "beside": _beside(table, scores, spec, alpha),
+        "hallucination": _hallucination(table, scores, audit, alpha),
+        "judge": judge,
+        "warnings": _warnings(audit, judge),
+        "closest": _closest(audit, comparison),
+    }
+
+
+def _beside(table: Any, scores: Any, spec: Any, alpha: float) -> list[dict[str, Any]]:
+    """Per finding: mean judge entropy, TPR and per-subgroup TPR on synthetic and on reference images."""
+    out = []
+    valid = table[table["valid"]] if len(table) else table
+    for finding in spec.findings:
+        column = score_column(finding)
+        if column not in scores:
+            continue
+        row: dict[str, Any] = {"finding": finding}
+        ref_entropy = binary_entropy(scores[column].to_numpy())
+        syn_entropy = binary_entropy(valid[column].to_numpy()) if len(valid) else np.empty(0)
+        row["entropy"] = {"synthetic": _r(syn_entropy.mean()) if syn_entropy.size else None, "real": _r(ref_entropy.mean()), "n_synthetic": int(syn_entropy.size), "n_real": int(ref_entropy.size)}
+        asked = valid[valid["finding"] == finding] if len(valid) else valid
+        labelled = scores[scores[f"y:{finding}"] == 1.0]
+        row["tpr"] = {
+            "synthetic": _rate(int((asked[column] > OPERATING_POINT).sum()), len(asked), alpha),
+            "real": _rate(int((labelled[column] > OPERATING_POINT).sum()), len(labelled), alpha),
+        }
+        groups = []
+        for sex in spec.subgroups.sex:
+            for race in spec.subgroups.race:
+                s = asked[(asked["sex"] == sex) & (asked["race"] == race)] if len(asked) else asked
+                r = labelled[(labelled["sex"] == sex) & (labelled["race"] == race)]
+                groups.append(
+                    {
+                        "subgroup": f"{race} {sex}",
+                        "synthetic": _rate(int((s[column] > OPERATING_POINT).sum()), len(s), alpha),
+                        "real": _rate(int((r[column] > OPERATING_POINT).sum()), len(r), alpha),
+                    }
+                )
+        row["tpr_groups"] = groups
+        out.append(row)
+    return out
+
+
+def _hallucination(table: Any, scores: Any, audit: Any, alpha: float) -> list[dict[str, Any]]:
+    probes = sorted({c.finding for c in audit.checks if c.family == "hallucination"} | {getattr(c, "finding", "") for c in audit.checks if getattr(c, "metric", "") == "hallucination"})
+    out = []
+    valid = table[table["valid"]] if len(table) else table
+    for probe in probes:
+        column = score_column(probe)
+        if not probe or column not in scores:
+            continue
+        rows = valid[valid["finding"] != probe] if len(valid) else valid
+        out.append(
+            {
+                "probe": probe,
+                "synthetic": _rate(int((rows[column] > OPERATING_POINT).sum()), len(rows), alpha),
+                "real": _rate(int((scores[column] > OPERATING_POINT).sum()), len(scores), alpha),
+            }
+        )
+    return out
+
+
+def _warnings(audit: Any, judge: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items whose verdict reads a judge output that the reference set shows biased or uncalibrated."""
+    flagged = {entry["finding"]: entry["warnings"] for entry in judge if entry["warnings"]}
+    out = []
+    for check in audit.checks:
+        if check.nodename not in audit.results or check.family not in JUDGED_FAMILIES:
+            continue
+        finding = getattr(check, "finding", None)
+        if finding in flagged:
+            out.append({"item": check.nodename, "finding": finding, "reasons": list(flagged[finding])})
+    return out
+
+
+def _closest(audit: Any, comparison: Any) -> list[dict[str, Any]]:
+    """The synthetic images nearest to a reference image (cosine similarity of judge features),
+    among the samples memorization items used."""
+    from ..checks.fidelity import nearest_cosine
+
+    checks = [c for c in audit.checks if c.family == "memorization" and c.nodename in audit.results]
+    if not checks:
+        return []
+    check, result = checks[0], audit.results[checks[0].nodename]
+    features, table = comparison.synthetic_features(check.cells(), result.samples or check.samples)
+    keep = table["valid"].to_numpy()
+    sims, index = nearest_cosine(features[keep], comparison.reference_features())
+    rows = table[keep].reset_index(drop=True)
+    order = np.argsort(-sims, kind="stable")[:CLOSEST_PAIRS]
+    prompts = {c.key: c.prompt for c in check.cells()}
+    records = comparison.reference.records
+    return [
+        {
+            "cell": str(rows.loc[k, "cell"]),
+            "i": int(rows.loc[k, "i"]),
+            "seed": int(rows.loc[k, "seed"]),
+            "prompt": prompts.get(str(rows.loc[k, "cell"]), ""),
+            "reference_index": int(index[k]),
+            "reference_image": str(records.loc[int(index[k]), "image"]),
+            "similarity": _r(sims[k]),
+        }
+        for k in order
+    ]
+
+
+def view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
+    """Images of the closest pairs (synthetic regenerated from its seed, reference as read)."""
+    section_data = data.get("reference")
+    if not section_data or not section_data["closest"]:
+        return {"pairs": []}
+    from ..cells import Cell
+    from .html import image_uri
+
+    pool, comparison = audit._pool, audit.comparison
+    cells = {c.key: c for c in pool.cells()}
+    reference_images = comparison.reference_images()
+    pairs = []
+    for pair in section_data["closest"]:
+        cell: Cell | None = cells.get(pair["cell"])
+        synthetic = pool.generator.generate([cell.prompt], [pair["seed"]])[0] if cell is not None else None
+        pairs.append(
+            {
+                **pair,
+                "synthetic_src": image_uri(synthetic) if synthetic is not None else None,
+                "reference_src": image_uri(reference_images[pair["reference_index"]]),
+            }
+        )
+    return {"pairs": pairs}

@@ -1,0 +1,36 @@
+"""A whole audit with a reference set, as users run it: items, JSON (schema-valid) and HTML report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SPEC = (Path(__file__).parent.parent / "fixtures" / "reference" / "phantom_reference.toml").read_text()
+
+
+@pytest.mark.parametrize("model", ["phantom", "phantom-biased"])
+def test_audit_with_a_phantom_reference(pytester, model):
+    pytester.makefile(".toml", synthcxr=SPEC)
+    result = pytester.runpytest(f"--synthcxr-model={model}", "--synthcxr-json=out.json", "--synthcxr-report=out.html", "--synthcxr-no-cache", "-p", "no:randomly", "-rA")
+    if model == "phantom":  # the reference's own world: every comparison passes
+        result.assert_outcomes(passed=6)
+    data = json.loads((pytester.path / "out.json").read_text())
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_synthcxr import report
+
+    jsonschema.Draft202012Validator(report.load_schema()).validate(data)
+    families = {item["family"] for item in data["items"]}
+    assert families == {"versus-real", "fidelity", "diversity", "memorization"}
+    ref = data["reference"]
+    assert ref["set"]["kind"] == "phantom" and ref["set"]["images"] == 96
+    assert ref["features"] == "phantom judge penultimate layer"
+    judge = {j["finding"]: j for j in ref["judge"]}
+    assert judge["Effusion"]["tpr"]["rate"] >= 0.9
+    assert len(ref["closest"]) == 6 and ref["closest"][0]["similarity"] >= ref["closest"][-1]["similarity"]
+    html = (pytester.path / "out.html").read_text()
+    assert "Synthetic vs reference" in html and "Closest synthetic" in html and "Auditing the judge" in html
+    if model == "phantom-biased":  # 42% COVID-19 planted, none in the reference
+        hallucination = next(i for i in data["items"] if i["check"] == "versus-real[hallucination-COVID-19]")
+        assert hallucination["verdict"] == "fail" and hallucination["low"] > 0.2
