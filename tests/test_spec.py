@@ -51,7 +51,7 @@ def test_pyproject_table_found(tmp_path):
         ('[subgroups]\nrace = ["Martian"]\n', "subgroups.race[0]: Input should be 'White', 'Black', 'Asian' or 'Hispanic' (got 'Martian')"),
         ("[[bias]]\nstatistic = 'gap'\nmax = 1.5\n", "bias[0].max: Input should be less than or equal to 1 (got 1.5)"),
         ("[[bias]]\nstatistic = 'ratio'\nmax = 0.1\n", "bias[0]: statistic 'ratio' takes a bound 'min' (and not 'max')"),
-        ("[[bias]]\nmax = 0.1\nthreshold = 2\n", "bias[0].threshold: unknown key; allowed keys: by, findings, max, metric, min, prompt, samples, statistic"),
+        ("[[bias]]\nmax = 0.1\nthreshold = 2\n", "bias[0].threshold: unknown key; allowed keys: by, findings, max, max_decrease, max_increase, metric, min, prompt, relative_to_baseline, samples, statistic"),
         ("[hallucination]\nmax_rate = 0.1\nprobes = ['Flu']\n", "hallucination[0].probes[0]: Input should be 'COVID-19'"),
         ("[subgroups]\nreference = {sex = 'female', race = 'Asian'}\nrace = ['White']\n", "subgroups: reference race='Asian' is not in subgroups.race ['White']"),
     ],

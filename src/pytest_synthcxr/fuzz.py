@@ -5,17 +5,24 @@ differ in one word are compared image by image on identical seeds (the generator
 fixed), and the comparison is analysed as paired (:mod:`pytest_synthcxr.paired`). Scores are
 memoised per (prompt, sample index): hypothesis replays and shrinks examples, and a prompt seen
 before costs nothing. No pytest here; the fixtures in :mod:`pytest_synthcxr.fixtures` build it.
+
+:func:`run_property` runs one spec-driven fuzz item (``[[tool.synthcxr.fuzz]]``, expanded by
+:mod:`pytest_synthcxr.checks.fuzz`): a seeded hypothesis search over counterfactual prompt pairs
+on this sampler, replaying a previous run's falsifying pair first when given a database.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .cells import derive_seed
+from .checks.fuzz import FuzzCheck, FuzzResult, Judged, judge_example
 from .generators.base import invalid_mask
 from .paired import PairedComparison, compare_decisions
+from .stats import Estimate
 
 FUZZ_KEY = "fuzz"
 
@@ -67,3 +74,168 @@ class PairedSampler:
         a, b = self.probability(prompt_a, finding, n), self.probability(prompt_b, finding, n)
         keep = ~(np.isnan(a) | np.isnan(b))
         return compare_decisions(a[keep] > 0.5, b[keep] > 0.5, alpha)
+
+
+# --- spec-driven fuzz items: one hypothesis search per FuzzCheck ---------------------------------
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt pair tried by the search, with its paired numbers and verdict."""
+
+    pair: Any  # strategies.CounterfactualPair
+    judged: Judged
+
+
+@dataclass(frozen=True)
+class FuzzOutcome:
+    """What one search found: the shrunk falsifying example (None: none found), the example that
+    came closest to failing, and how many examples the property was run on (shrinking included)."""
+
+    check: FuzzCheck
+    falsified: Example | None
+    worst: Example | None
+    examples: int
+    alpha: float
+
+
+class _Falsified(AssertionError):
+    """Raised inside the property so hypothesis shrinks the example."""
+
+
+def pair_strategy(check: FuzzCheck) -> Any:
+    """Counterfactual prompt pairs for the check's property (hypothesis strategy)."""
+    from . import strategies as cxr
+
+    common: dict[str, Any] = {"max_negated": check.negations, "layout": check.layout, "modifiers": check.modifiers}
+    if check.prop == "negation":
+        return cxr.negation_pairs(check.finding, **common)
+    one = {"findings": [check.finding], "min_findings": 1, "max_findings": 1, **common}
+    if check.prop == "demographic-invariance":
+        return cxr.counterfactual_pairs(attributes=check.attributes, demographics="always", **one)
+    if check.prop == "paraphrase-invariance":
+        return cxr.counterfactual_pairs(attributes=("paraphrase",), **one)
+    if check.prop == "laterality":
+        return cxr.counterfactual_pairs(attributes=("laterality",), **one)
+    raise ValueError(f"unknown fuzz property {check.prop!r}")
+
+
+def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float, seed: int, database: Any = None) -> FuzzOutcome:
+    """Search prompt pairs for one that falsifies the check's property (see checks/fuzz.py for the
+    rule); hypothesis shrinks a falsifying pair to the smallest one that still fails.
+
+    The search is seeded (`seed`), so a run is reproducible; `database` (a hypothesis
+    ExampleDatabase, or None) replays a previous run's falsifying example first.
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
+    from hypothesis import seed as seeded
+
+    alpha = check.example_alpha(confidence)
+    failures: list[Example] = []
+    state: dict[str, Any] = {"calls": 0, "worst": None}
+
+    def holds(pair: Any) -> None:
+        state["calls"] += 1
+        comparison = sampler.compare(pair.base.text, pair.changed.text, check.finding, check.samples, alpha)
+        example = Example(pair, judge_example(check, comparison, confidence))
+        worst = state["worst"]
+        if worst is None or example.judged.score > worst.judged.score:
+            state["worst"] = example
+        target(example.judged.score, label="lower bound of the paired change")
+        if example.judged.falsified:
+            failures.append(example)
+            raise _Falsified(check.nodename)
+
+    test = settings(
+        max_examples=check.max_examples,
+        deadline=None,
+        database=database,
+        derandomize=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+        verbosity=Verbosity.quiet,
+    )(seeded(seed)(given(pair_strategy(check))(holds)))
+    try:
+        test()
+    except _Falsified:
+        pass
+    # hypothesis replays the shrunk example last, just before it re-raises
+    return FuzzOutcome(check, failures[-1] if failures else None, state["worst"], state["calls"], alpha)
+
+
+def change_text(pair: Any) -> str:
+    """What the pair changes, in words: "swapping race White -> Hispanic"."""
+    if pair.attribute in ("sex", "race", "age"):
+        return f"swapping {pair.attribute} {pair.before} -> {pair.after}"
+    if pair.attribute == "laterality":
+        return f"moving it from {pair.before} to {pair.after}"
+    if pair.attribute == "negation":
+        return f"writing {pair.before!r}"
+    return f"paraphrasing {pair.before!r} -> {pair.after!r}"
+
+
+def example_facts(example: Example) -> dict[str, Any]:
+    """The example's prompts and paired numbers, JSON-ready."""
+    c = example.judged.comparison
+    d, m = c.difference, c.mcnemar
+    return {
+        "attribute": example.pair.attribute,
+        "before": example.pair.before,
+        "after": example.pair.after,
+        "change": change_text(example.pair),
+        "base": example.pair.base.text,
+        "changed": example.pair.changed.text,
+        "n": d.n,
+        "rate_a": _round(c.rate_a),
+        "rate_b": _round(c.rate_b),
+        "difference": _round(d.value),
+        "difference_low": _round(d.low),
+        "difference_high": _round(d.high),
+        "only_a": m.only_a,
+        "only_b": m.only_b,
+        "pvalue": _round(m.pvalue),
+        "falsified": example.judged.falsified,
+    }
+
+
+def outcome_result(outcome: FuzzOutcome) -> FuzzResult:
+    """The pytest item's result: verdict, and the numbers of the shrunk (or worst) example."""
+    check = outcome.check
+    shown = outcome.falsified or outcome.worst
+    size = shown.judged.size if shown is not None else Estimate(float("nan"), float("nan"), float("nan"), 0)
+    facts = example_facts(shown) if shown is not None else None
+    if outcome.falsified is not None:
+        detail = f"shrunk after {outcome.examples} examples"
+    else:
+        detail = f"no falsifying pair in {outcome.examples} examples" + (
+            f"; closest: {facts['change']}, {facts['base']!r} vs {facts['changed']!r}" if facts else ""
+        )
+    fuzz = {
+        "property": check.prop,
+        "finding": check.finding,
+        "delta": check.threshold,
+        "max_examples": check.max_examples,
+        "samples": check.samples,
+        "examples": outcome.examples,
+        "alpha": _round(outcome.alpha),
+        "falsified": outcome.falsified is not None,
+        "example": facts,
+    }
+    return FuzzResult(
+        check=check.nodename,
+        family=check.family,
+        quantity=check.quantity,
+        estimate=size,
+        threshold=check.threshold,
+        direction="max",
+        verdict="fail" if outcome.falsified is not None else "pass",
+        confidence=1 - outcome.alpha,
+        detail=detail,
+        fuzz=fuzz,  # samples per example: fuzz["samples"] (a fuzz item has no pool cells)
+    )
+
+
+def _round(x: float) -> float:
+    return round(float(x), 6)

@@ -28,6 +28,7 @@ FAMILY_MARKERS = {
     "fidelity": "Frechet distance of judge features, synthetic vs reference",
     "diversity": "MS-SSIM between images of the same prompt",
     "memorization": "synthetic images nearly identical to a reference image",
+    "fuzz": "property-based prompt fuzzing (hypothesis search over counterfactual prompt pairs)",
 }
 AUDIT_KEY = pytest.StashKey["AuditSession"]()
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -139,7 +140,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     log = (lambda line: reporter.write_line(line)) if reporter is not None else None
-    audit = AuditSession(loaded, options, log=log)
+    from .report.baseline import BaselineError
+
+    try:
+        audit = AuditSession(loaded, options, log=log)
+    except BaselineError as exc:  # a bound relative_to_baseline without a usable baseline
+        raise pytest.UsageError(str(exc)) from None
     config.stash[AUDIT_KEY] = audit
     config.pluginmanager.register(_AuditPlugin(audit), "synthcxr-audit")
     if config.pluginmanager.hasplugin("html"):  # pytest-html: link to the audit report, per-item numbers
@@ -242,7 +248,13 @@ class AuditCollector(pytest.Collector):
         self.audit = audit
 
     def collect(self) -> list[pytest.Item]:
-        return [AuditItem.from_parent(self, name=check.nodename, check=check, audit=self.audit) for check in self.audit.checks]
+        items = [AuditItem.from_parent(self, name=check.nodename, check=check, audit=self.audit) for check in self.audit.checks]
+        if self.audit.spec.fuzz:  # [[fuzz]] sections: hypothesis searches, not score-table checks
+            from .checks.fuzz import build_fuzz_checks
+            from .fuzz_item import FuzzItem
+
+            items += [FuzzItem.from_parent(self, name=c.nodename, check=c, audit=self.audit) for c in build_fuzz_checks(self.audit.spec)]
+        return items
 
 
 class AuditItem(pytest.Item):
@@ -311,7 +323,7 @@ class _AuditPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # after -k / -m deselection: only the selected checks are sampled
-        self.audit.selected = [item.check for item in session.items if isinstance(item, AuditItem)]
+        self.audit.selected = [item.check for item in session.items if isinstance(item, AuditItem) and item.check.family != "fuzz"]
         if session.config.option.synthcxr_plan:
             from .plan import format_plan, plan
 

@@ -43,7 +43,11 @@ class AuditSession:
     _comparison: Any = None
 
     def __post_init__(self) -> None:
-        self.checks = build_checks(self.loaded.spec)
+        from .report.baseline import resolve_relative
+        from .report.schema import SCHEMA_VERSION
+
+        # bounds relative_to_baseline become absolute here (BaselineError: one line, no baseline or item)
+        self.checks = resolve_relative(build_checks(self.loaded.spec), self.options.baseline, SCHEMA_VERSION)
 
     @property
     def spec(self) -> Any:

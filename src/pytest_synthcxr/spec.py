@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .modelspec import JudgeSpec, ModelSpec
 from .refspec import SECTIONS as REFERENCE_SECTIONS
 from .refspec import DiversitySpec, FidelitySpec, MemorizationSpec, VersusRealSpec
-from .vocabulary import FINDINGS, PROBES, RACES, SEXES
+from .vocabulary import FINDINGS, LATERAL_FINDINGS, PROBES, RACES, SEXES
 
 Finding = Literal[FINDINGS]  # type: ignore[valid-type]
 Probe = Literal[PROBES + FINDINGS]  # type: ignore[valid-type]
@@ -64,6 +64,11 @@ class BiasSpec(_Section):
     max: float | None = Rate
     min: float | None = Rate
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
+    #: the bound is the --synthcxr-baseline run's estimate of the same item + max_increase
+    #: (ratio: - max_decrease) instead of an absolute max / min
+    relative_to_baseline: bool = False
+    max_increase: float | None = Rate
+    max_decrease: float | None = Rate
 
     @model_validator(mode="before")
     @classmethod
@@ -79,6 +84,13 @@ class BiasSpec(_Section):
     def _bound(self) -> "BiasSpec":
         wanted = "min" if self.statistic == "ratio" else "max"
         other = "max" if wanted == "min" else "min"
+        margin, other_margin = ("max_decrease", "max_increase") if wanted == "min" else ("max_increase", "max_decrease")
+        if self.relative_to_baseline:
+            if getattr(self, margin) is None or getattr(self, other_margin) is not None or self.max is not None or self.min is not None:
+                raise ValueError(f"relative_to_baseline with statistic {self.statistic!r} takes '{margin}' (and neither 'max', 'min' nor '{other_margin}')")
+            return self
+        if self.max_increase is not None or self.max_decrease is not None:
+            raise ValueError("max_increase / max_decrease need relative_to_baseline = true")
         if getattr(self, wanted) is None or getattr(self, other) is not None:
             raise ValueError(f"statistic {self.statistic!r} takes a bound '{wanted}' (and not '{other}')")
         return self
@@ -110,6 +122,37 @@ class HallucinationSpec(_Section):
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
 
 
+FuzzProperty = Literal["demographic-invariance", "negation", "paraphrase-invariance", "laterality"]
+
+
+class FuzzSpec(_Section):
+    """A property of counterfactual prompt pairs searched with hypothesis (one item per finding)."""
+
+    property: FuzzProperty
+    findings: list[Finding] | None = None
+    #: largest allowed change of the finding's rate between the two prompts of a pair
+    delta: float = Field(default=0.1, gt=0.0, lt=1.0)
+    max_examples: int = Field(default=20, ge=1, le=10_000)
+    #: paired seeds per example (both prompts of a pair use the same seeds)
+    samples: int = Field(default=32, ge=2, le=100_000)
+    #: demographic-invariance: which attribute a pair swaps
+    attributes: list[Literal["sex", "race", "age"]] = Field(default_factory=lambda: ["sex", "race"], min_length=1)
+    #: other findings a prompt may negate ("No pneumothorax.")
+    negations: int = Field(default=1, ge=0, le=5)
+    layout: bool = True
+    modifiers: bool = True
+
+    @model_validator(mode="after")
+    def _fits_property(self) -> "FuzzSpec":
+        if "attributes" in self.model_fields_set and self.property != "demographic-invariance":
+            raise ValueError(f"'attributes' applies to property 'demographic-invariance' only, not {self.property!r}")
+        if self.property == "laterality" and self.findings:
+            one_sided = [f for f in self.findings if f not in LATERAL_FINDINGS]
+            if one_sided:
+                raise ValueError(f"laterality needs findings drawn on one side ({', '.join(sorted(LATERAL_FINDINGS))}), got {one_sided}")
+        return self
+
+
 class AuditSpec(_Section):
     model: str | None = None
     #: judge name(s): "phantom", "xrv", "xrv:<weights>" or a [judges] table; several form an ensemble
@@ -132,6 +175,7 @@ class AuditSpec(_Section):
     validity: list[ValiditySpec] = Field(default_factory=list)
     uncertainty: list[UncertaintySpec] = Field(default_factory=list)
     hallucination: list[HallucinationSpec] = Field(default_factory=list)
+    fuzz: list[FuzzSpec] = Field(default_factory=list)
     #: reference images (real, or phantom): a manifest CSV, a MIMIC-CXR-JPG or CheXpert folder or
     #: CSV, or "phantom[:N]"; relative paths are relative to the spec file
     reference: str | None = None
@@ -150,7 +194,7 @@ class AuditSpec(_Section):
         # accept [tool.synthcxr.validity] (one table) as well as [[tool.synthcxr.validity]] (array)
         if isinstance(data, dict):
             data = dict(data)
-            for key in ("bias", "validity", "uncertainty", "hallucination", *REFERENCE_SECTIONS):
+            for key in ("bias", "validity", "uncertainty", "hallucination", "fuzz", *REFERENCE_SECTIONS):
                 if isinstance(data.get(key), dict):
                     data[key] = [data[key]]
         return data

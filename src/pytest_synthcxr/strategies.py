@@ -155,7 +155,7 @@ class CounterfactualPair:
 
     base: PromptSpec
     changed: PromptSpec
-    attribute: str  # one of ATTRIBUTES
+    attribute: str  # one of ATTRIBUTES, or "negation" (negation_pairs)
     before: str
     after: str
     detail: dict[str, str] = field(default_factory=dict, compare=False)
@@ -318,6 +318,23 @@ def counterfactual_pairs(draw: st.DrawFn, attributes: Sequence[str] = ATTRIBUTES
     return CounterfactualPair(base, changed, "paraphrase", old.phrase, phrase, {"finding": old.finding})
 
 
+@st.composite
+def negation_pairs(draw: st.DrawFn, finding: str, **kwargs: object) -> CounterfactualPair:
+    """A prompt that negates `finding` ("No pleural effusion.") and the same prompt without that
+    clause (attribute "negation"): on the same seeds, the first must not draw the finding more
+    often than the second. Other keyword arguments go to prompt_specs (its findings never include
+    `finding`; other findings may be requested or negated too)."""
+    if finding not in SYNONYMS:
+        raise ValueError(f"unknown finding {finding!r}; known: {sorted(SYNONYMS)}")
+    others = [f for f in kwargs.pop("findings", FINDINGS) if f != finding]  # type: ignore[attr-defined]
+    without = draw(prompt_specs(findings=others, **kwargs))  # type: ignore[arg-type]
+    without = replace(without, negated=tuple((f, p) for f, p in without.negated if f != finding))
+    phrase = draw(st.sampled_from(SYNONYMS[finding]))
+    negated = ((finding, phrase), *without.negated)
+    with_negation = replace(without, negated=negated)
+    return CounterfactualPair(with_negation, without, "negation", f"no {phrase}", "", {"finding": finding})
+
+
 def _put(items: tuple[Mention, ...], index: int, item: Mention) -> tuple[Mention, ...]:
     return items[:index] + (item,) + items[index + 1 :]
 
@@ -332,6 +349,7 @@ __all__ = [
     "counterfactual_pairs",
     "demographics",
     "mentions",
+    "negation_pairs",
     "prompt_specs",
     "prompts",
 ]

@@ -34,7 +34,8 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                         BiasCheck(
                             name=f"{metric}-{entry.statistic}-{finding}-{'*'.join(by)}{suffix}",
                             samples=entry.samples or spec.samples_per_cell,
-                            threshold=entry.min if entry.statistic == "ratio" else entry.max,  # type: ignore[arg-type]
+                            # relative_to_baseline: NaN until the baseline's estimate is known
+                            threshold=float("nan") if entry.relative_to_baseline else (entry.min if entry.statistic == "ratio" else entry.max),  # type: ignore[arg-type]
                             direction="min" if entry.statistic == "ratio" else "max",
                             metric=metric,
                             statistic=entry.statistic,
@@ -43,6 +44,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             reference=reference,
                             named=bool(named),
                             all_findings=tuple(spec.findings),
+                            baseline_margin=(entry.max_decrease if entry.statistic == "ratio" else entry.max_increase) if entry.relative_to_baseline else None,
                         )
                     )
     for v in spec.validity:

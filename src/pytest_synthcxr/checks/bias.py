@@ -23,6 +23,9 @@ class BiasCheck(Check):
     reference: tuple[tuple[str, str], ...] = ()
     named: bool = False
     all_findings: tuple[str, ...] = ()
+    #: relative_to_baseline: the bound is the baseline run's estimate + this (ratio: - this),
+    #: resolved when the audit starts (report.baseline.resolve_relative)
+    baseline_margin: float | None = None
 
     @property
     def quantity(self) -> str:
@@ -35,7 +38,12 @@ class BiasCheck(Check):
         }[self.statistic]
         by = "*".join(k for k, _ in self.subgroups[0]) if self.subgroups else "all"
         mode = "" if self.statistic == "prompt-effect" else (", demographics named in prompt" if self.named else ", plain prompts")
-        return f"{what} {how} across {by} for {self.finding}{mode}"
+        relative = ""
+        if self.baseline_margin is not None:
+            sign = "-" if self.direction == "min" else "+"
+            base = self.threshold + self.baseline_margin if self.direction == "min" else self.threshold - self.baseline_margin
+            relative = f" (bound: baseline {round(base, 6):.3f} {sign} {self.baseline_margin:g})"
+        return f"{what} {how} across {by} for {self.finding}{mode}{relative}"
 
     def _cells_of(self, subgroup: tuple[tuple[str, str], ...], named: bool) -> tuple[Cell, ...]:
         if self.metric == "tpr":

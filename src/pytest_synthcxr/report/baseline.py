@@ -11,18 +11,29 @@ quantities (gaps, ratios, AUROC, mean entropy) it carries over each item's own, 
 asymmetric, interval. A change is "regressed" or "improved" only when that interval excludes
 zero (a statistically supported change at the spec's confidence, per item), never on a moved
 point estimate alone.
+
+Spec bounds may also be relative to the baseline (``relative_to_baseline = true`` with
+``max_increase`` / ``max_decrease`` in a bias section): :func:`resolve_relative` turns them into
+absolute thresholds when the audit starts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 ERR_READ = "synthcxr: baseline {path}: cannot read: {error}"
 ERR_JSON = "synthcxr: baseline {path}: not JSON: {error}"
 ERR_SCHEMA = "synthcxr: baseline {path}: not a pytest-synthcxr JSON report (schema_version {found!r}, expected {expected})"
+ERR_RELATIVE_NO_BASELINE = (
+    "synthcxr: spec item {item} is relative_to_baseline but no baseline was given: "
+    "pass a previous run's --synthcxr-json as --synthcxr-baseline=<file>"
+)
+ERR_RELATIVE_MISSING = "synthcxr: baseline {path}: has no item {item}, which the spec bounds relative_to_baseline (run the baseline with this spec entry)"
+ERR_RELATIVE_NAN = "synthcxr: baseline {path}: item {item} has no estimate to bound relative_to_baseline (its estimate was undefined)"
 
 
 class BaselineError(Exception):
@@ -42,6 +53,35 @@ def load(path: Path, expected_version: int) -> dict[str, Any]:
     if found != expected_version or not isinstance(data.get("items"), list):
         raise BaselineError(ERR_SCHEMA.format(path=path, found=found, expected=expected_version))
     return data
+
+
+def resolve_relative(checks: list[Any], path: Path | None, expected_version: int) -> list[Any]:
+    """Checks with a bound relative to the baseline (``relative_to_baseline``: a ``baseline_margin``)
+    get their threshold from the baseline run's estimate of the same item: estimate + margin for a
+    'max' bound ("TPR gap no worse than baseline + 0.02"), estimate - margin for a 'min' bound,
+    clipped to [0, 1]. The baseline's estimate is taken as given (its own interval is not added:
+    the per-item deltas with intervals say whether a change is statistically supported).
+    Raises BaselineError (one line) without a baseline, or when it lacks the item or its estimate.
+    """
+    relative = [c for c in checks if getattr(c, "baseline_margin", None) is not None]
+    if not relative:
+        return checks
+    if path is None:
+        raise BaselineError(ERR_RELATIVE_NO_BASELINE.format(item=relative[0].nodename))
+    items = {item.get("check"): item for item in load(path, expected_version)["items"]}
+    out = []
+    for check in checks:
+        margin = getattr(check, "baseline_margin", None)
+        if margin is not None:
+            item = items.get(check.nodename)
+            if item is None:
+                raise BaselineError(ERR_RELATIVE_MISSING.format(path=path, item=check.nodename))
+            if not _finite(item, "estimate"):
+                raise BaselineError(ERR_RELATIVE_NAN.format(path=path, item=check.nodename))
+            bound = item["estimate"] - margin if check.direction == "min" else item["estimate"] + margin
+            check = replace(check, threshold=_round(min(1.0, max(0.0, bound))))
+        out.append(check)
+    return out
 
 
 def mover(a: float, la: float, ua: float, b: float, lb: float, ub: float) -> tuple[float, float, float]:

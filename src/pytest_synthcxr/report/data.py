@@ -115,6 +115,9 @@ def _items(audit: Any) -> list[dict[str, Any]]:
             item["samples_per_cell"] = check.samples if check is not None else None
         item["cells"] = sorted({c.key for c in check.cells()}) if check is not None else []
         item["subject"] = (getattr(check, "finding", None) or getattr(check, "probe", None)) if check is not None else None
+        item.setdefault("fuzz", None)  # fuzz items (not in audit.checks) carry their search's facts
+        if item["fuzz"] is not None:
+            item["subject"] = item["fuzz"]["finding"]
         item["bias"] = _bias_facts(check) if check is not None and check.family == "bias" else None
         item["marked"] = []  # subgroup labels this item implicates (filled for failing bias items)
         item["baseline"] = None

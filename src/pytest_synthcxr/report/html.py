@@ -86,9 +86,16 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "entropy": [histogram(e) for e in data["entropy"]],
         "hallucination": hallucination_gallery(data["hallucination"], pool, {c["key"]: c["subgroup"] for c in data["cells"]}),
         "galleries": galleries(pool, data["cells"]),
+        "fuzz": _fuzz_pairs(by_family.get("fuzz", []), pool, data["seed"], image_uri),
         "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
         "reference": reference_view(data, audit),
     }
+
+
+def _fuzz_pairs(*args: Any) -> dict[str, dict[str, Any]]:
+    from .fuzz_view import fuzz_pairs
+
+    return fuzz_pairs(*args)
 
 
 def reference_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""Fuzz items: ``[[tool.synthcxr.fuzz]]`` sections expanded into one check per (property, finding),
+and the rule that decides whether one paired example falsifies its property.
+
+No hypothesis, no I/O here (the search runs in :mod:`pytest_synthcxr.fuzz`): this module only
+says what an item tests and how one example's paired numbers are judged.
+
+An example is a counterfactual prompt pair generated on the same ``samples`` seeds. It falsifies
+the property when the change of the judge's rate of the finding (A - B, paired decisions) is
+larger than ``delta`` *and* statistically supported: McNemar's exact test rejects "no change" at
+``alpha / max_examples`` (Bonferroni over the examples the search may try, so a faithful model
+fails an item with probability at most about alpha). Two-sided properties (demographic,
+paraphrase and laterality invariance) compare |A - B| with delta; negation is one-sided: the
+prompt saying "no X" must not draw X more often than the same prompt without that clause.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..paired import PairedComparison
+from ..stats import Estimate
+from ..vocabulary import LATERAL_FINDINGS
+from .base import Check, Result
+
+Property = Literal["demographic-invariance", "negation", "paraphrase-invariance", "laterality"]
+PROPERTIES: tuple[str, ...] = ("demographic-invariance", "negation", "paraphrase-invariance", "laterality")
+TWO_SIDED = frozenset({"demographic-invariance", "paraphrase-invariance", "laterality"})
+
+
+@dataclass(frozen=True)
+class FuzzCheck(Check):
+    """One fuzz item: a property of prompt pairs about one finding, searched by hypothesis."""
+
+    family = "fuzz"
+    prop: str = "demographic-invariance"  # the spec key "property"
+    finding: str = ""
+    max_examples: int = 20
+    #: demographic-invariance: attributes a pair may swap (sex, race, age)
+    attributes: tuple[str, ...] = ("sex", "race")
+    #: other findings the prompt may negate ("No pneumothorax.")
+    negations: int = 1
+    #: vary sentence order, punctuation and case; write side, severity and lobe words
+    layout: bool = True
+    modifiers: bool = True
+
+    @property
+    def quantity(self) -> str:
+        what = {
+            "demographic-invariance": f"change of the {self.finding} rate when {' or '.join(self.attributes)} is swapped",
+            "negation": f"excess {self.finding} rate when the prompt says 'no {self.finding}'",
+            "paraphrase-invariance": f"change of the {self.finding} rate when its wording is paraphrased",
+            "laterality": f"change of the {self.finding} rate when its side is swapped",
+        }[self.prop]
+        return f"{what} (paired, same seeds)"
+
+    def cells(self) -> tuple[Any, ...]:
+        return ()  # fuzz items generate their own prompts (PairedSampler), never pool cells
+
+    def example_alpha(self, confidence: float) -> float:
+        return (1 - confidence) / self.max_examples
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One example's paired numbers, and whether it falsifies the property."""
+
+    comparison: PairedComparison
+    #: what is compared with delta: |A - B| (two-sided) or A - B (negation), with its interval
+    size: Estimate
+    falsified: bool
+
+    @property
+    def score(self) -> float:
+        """How close to failing (for hypothesis.target): the size's lower bound minus delta."""
+        return self.size.low if math.isfinite(self.size.low) else -1.0
+
+
+def judge_example(check: FuzzCheck, comparison: PairedComparison, confidence: float) -> Judged:
+    """The falsification rule of the module docstring applied to one example's paired decisions
+    (`comparison` made at level check.example_alpha(confidence))."""
+    d = comparison.difference
+    if check.prop in TWO_SIDED:
+        if d.low >= 0:
+            size = Estimate(abs(d.value), d.low, d.high, d.n)
+        elif d.high <= 0:
+            size = Estimate(abs(d.value), -d.high, -d.low, d.n)
+        else:
+            size = Estimate(abs(d.value), 0.0, max(-d.low, d.high), d.n)
+        supported = comparison.mcnemar.only_a + comparison.mcnemar.only_b > 0
+    else:  # negation: only more X with "no X" counts
+        size = d
+        supported = comparison.mcnemar.only_a > comparison.mcnemar.only_b
+    alpha = check.example_alpha(confidence)
+    falsified = bool(d.n and size.value > check.threshold and supported and comparison.mcnemar.pvalue < alpha)
+    return Judged(comparison, size, falsified)
+
+
+@dataclass(frozen=True)
+class FuzzResult(Result):
+    """A fuzz item's result: the numbers of its shrunk (or, on a pass, its worst) example."""
+
+    fuzz: dict[str, Any] | None = None
+
+    def message(self) -> str:
+        """One line: the shrunk pair's change, its paired numbers and both prompts."""
+        f = self.fuzz or {}
+        x = f.get("example")
+        if self.verdict != "fail" or not x:
+            return super().message()
+        level = f"{1 - f['alpha']:.1%}".replace(".0%", "%")
+        return (
+            f"fail: {x['change']} moves the {f['finding']} rate by {x['difference']:+.3f} "
+            f"({x['rate_a']:.3f} vs {x['rate_b']:.3f}; {level} CI {x['difference_low']:+.3f}, {x['difference_high']:+.3f}) "
+            f"> delta {self.threshold:g} on {x['n']} paired seeds, discordant {x['only_a']}/{x['only_b']}, "
+            f"McNemar p = {x['pvalue']:.3g}; shrunk after {f['examples']} examples: {x['base']!r} vs {x['changed']!r}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        out["fuzz"] = self.fuzz
+        return out
+
+
+def build_fuzz_checks(spec: Any) -> list[FuzzCheck]:
+    """Expand every [[fuzz]] section into one check per finding, in spec order, with unique names."""
+    checks: list[FuzzCheck] = []
+    for section in getattr(spec, "fuzz", ()):
+        findings = section.findings or [f for f in spec.findings if section.property != "laterality" or f in LATERAL_FINDINGS]
+        for finding in findings:
+            checks.append(
+                FuzzCheck(
+                    name=f"{section.property}-{finding}",
+                    samples=section.samples,
+                    threshold=section.delta,
+                    direction="max",
+                    prop=section.property,
+                    finding=finding,
+                    max_examples=section.max_examples,
+                    attributes=tuple(section.attributes),
+                    negations=section.negations,
+                    layout=section.layout,
+                    modifiers=section.modifiers,
+                )
+            )
+    seen: dict[str, int] = {}
+    for check in checks:
+        if check.name in seen:
+            seen[check.name] += 1
+            object.__setattr__(check, "name", f"{check.name}-{seen[check.name]}")
+        else:
+            seen[check.name] = 0
+    return checks
+
+
+__all__ = ["PROPERTIES", "FuzzCheck", "FuzzResult", "Judged", "build_fuzz_checks", "judge_example"]

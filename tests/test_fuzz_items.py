@@ -1,0 +1,208 @@
+"""[[tool.synthcxr.fuzz]] sections as audit items: spec expansion, the falsification rule, and the
+known answer through pytest itself (pytester): on `phantom-biased` the demographic-invariance item
+fails with a one-line message holding the shrunk prompt pair, which names the planted subgroup
+and the finding; the next run replays that pair from the hypothesis database in the cache dir;
+the faithful `phantom` passes every property."""
+
+from __future__ import annotations
+
+import json
+
+import hypothesis  # noqa: F401  (loaded once: pytester runs forget modules imported inside them)
+import numpy as np
+import pytest
+
+from pytest_synthcxr.checks.fuzz import FuzzCheck, build_fuzz_checks, judge_example
+from pytest_synthcxr.generators.phantom import PRESETS
+from pytest_synthcxr.paired import compare_decisions
+from pytest_synthcxr.prompts import parse_prompt
+from pytest_synthcxr.spec import AuditSpec, SpecError, load_spec
+
+ITEM = "fuzz[demographic-invariance-Atelectasis]"
+SWAP_SPEC = """
+findings = ["Atelectasis"]
+
+[[fuzz]]
+property = "demographic-invariance"
+delta = 0.2
+max_examples = 10
+samples = 32
+"""
+OTHER_SPEC = """
+findings = ["Effusion", "Cardiomegaly"]
+
+[[fuzz]]
+property = "negation"
+delta = 0.2
+max_examples = 4
+samples = 16
+
+[[fuzz]]
+property = "paraphrase-invariance"
+findings = ["Cardiomegaly"]
+delta = 0.2
+max_examples = 4
+samples = 16
+
+[[fuzz]]
+property = "laterality"
+delta = 0.2
+max_examples = 4
+samples = 16
+"""
+
+
+# ---------------------------------------------------------------- spec expansion and errors
+
+
+def test_each_section_becomes_one_item_per_finding_with_its_settings():
+    spec = AuditSpec.model_validate(
+        {
+            "findings": ["Effusion", "Cardiomegaly"],
+            "fuzz": [
+                {"property": "demographic-invariance", "delta": 0.05, "max_examples": 7, "samples": 12, "attributes": ["race"]},
+                {"property": "laterality"},  # only the lateral findings of the spec
+                {"property": "negation", "findings": ["Edema"]},
+                {"property": "negation", "findings": ["Edema"]},
+            ],
+        }
+    )
+    checks = build_fuzz_checks(spec)
+    assert [c.nodename for c in checks] == [
+        "fuzz[demographic-invariance-Effusion]",
+        "fuzz[demographic-invariance-Cardiomegaly]",
+        "fuzz[laterality-Effusion]",
+        "fuzz[negation-Edema]",
+        "fuzz[negation-Edema-1]",
+    ]
+    first = checks[0]
+    assert (first.threshold, first.max_examples, first.samples, first.attributes) == (0.05, 7, 12, ("race",))
+    assert first.example_alpha(0.95) == pytest.approx(0.05 / 7)
+    assert checks[2].max_examples == 20 and checks[2].samples == 32 and checks[2].threshold == 0.1  # documented defaults
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ('property = "symmetry"', "fuzz[0].property: Input should be 'demographic-invariance', 'negation', 'paraphrase-invariance' or 'laterality'"),
+        ('property = "negation"\nattributes = ["sex"]', "fuzz[0]: 'attributes' applies to property 'demographic-invariance' only, not 'negation'"),
+        ('property = "laterality"\nfindings = ["Cardiomegaly"]', "fuzz[0]: laterality needs findings drawn on one side"),
+        ('property = "negation"\ndelta = 0', "fuzz[0].delta: Input should be greater than 0"),
+        ('property = "negation"\nsamples_per_example = 3', "fuzz[0].samples_per_example: unknown key; allowed keys: attributes, delta, findings"),
+    ],
+)
+def test_a_bad_fuzz_section_is_one_line(tmp_path, section, message):
+    path = tmp_path / "synthcxr.toml"
+    path.write_text(f"[[fuzz]]\n{section}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"synthcxr: {path}: ")
+    assert message in text
+
+
+# ---------------------------------------------------------------- the falsification rule
+
+
+def _comparison(only_a: int, only_b: int, both: int, neither: int, alpha: float):
+    a = np.array([1] * both + [1] * only_a + [0] * only_b + [0] * neither, dtype=bool)
+    b = np.array([1] * both + [0] * only_a + [1] * only_b + [0] * neither, dtype=bool)
+    return compare_decisions(a, b, alpha)
+
+
+def test_a_pair_falsifies_only_a_large_and_supported_change():
+    check = FuzzCheck(name="x", samples=32, threshold=0.2, direction="max", prop="demographic-invariance", finding="Effusion", max_examples=10)
+    alpha = check.example_alpha(0.95)
+    big = judge_example(check, _comparison(0, 9, 13, 10, alpha), 0.95)  # -9/32: large, McNemar p = 2^-8
+    assert big.falsified and big.size.value == pytest.approx(9 / 32) and big.size.low > 0
+    assert big.comparison.mcnemar.pvalue < alpha
+    # as large, but split both ways: no supported change
+    mixed = judge_example(check, _comparison(2, 9, 11, 10, alpha), 0.95)
+    assert mixed.size.value == pytest.approx(7 / 32) and not mixed.falsified
+    # supported but not larger than delta
+    small = judge_example(check, _comparison(0, 6, 16, 10, alpha), 0.95)
+    assert small.comparison.mcnemar.pvalue < 0.05 and not small.falsified
+    # negation is one-sided: fewer X with "no X" never falsifies it
+    negation = FuzzCheck(name="y", samples=32, threshold=0.2, direction="max", prop="negation", finding="Effusion", max_examples=10)
+    assert not judge_example(negation, _comparison(0, 9, 13, 10, alpha), 0.95).falsified
+    assert judge_example(negation, _comparison(9, 0, 13, 10, alpha), 0.95).falsified
+
+
+# ---------------------------------------------------------------- through pytest (known answer)
+
+
+def _run(pytester, model, *args):
+    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly", f"--synthcxr-model={model}", "--synthcxr-spec=synthcxr.toml", *args)
+
+
+def _failure_line(result):
+    lines = [line for line in result.stdout.lines if line.startswith("fail: ")]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0]
+
+
+def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom_passes(pytester):
+    pytester.makefile(".toml", synthcxr=SWAP_SPEC)
+    first = _run(pytester, "phantom-biased", "--synthcxr-cache-dir=cache", "--synthcxr-json=out/1.json", "--synthcxr-report=out/1.html", "-m", "fuzz")
+    first.assert_outcomes(failed=1)
+    line = _failure_line(first)
+    data = json.loads((pytester.path / "out" / "1.json").read_text())
+    (item,) = data["items"]
+    assert item["check"] == ITEM and item["family"] == "fuzz" and item["verdict"] == "fail" and item["subject"] == "Atelectasis"
+    fuzz, x = item["fuzz"], item["fuzz"]["example"]
+    assert fuzz["falsified"] and x["falsified"] and fuzz["examples"] > 1
+    # the one line holds the shrunk pair and its paired numbers
+    assert f"{x['base']!r} vs {x['changed']!r}" in line and f"{x['difference']:+.3f}" in line and f"discordant {x['only_a']}/{x['only_b']}" in line
+    # known answer: the shrunk pair asks for the finding and names the most-omitted planted subgroup
+    a, b = parse_prompt(x["base"]), parse_prompt(x["changed"])
+    assert dict(a.findings) == dict(b.findings) == {"Atelectasis": None}
+    omission = PRESETS["phantom-biased"].omission_named
+    rates = {f"{p.sex}/{p.race}": omission[f"{p.sex}/{p.race}"] for p in (a, b)}
+    assert max(rates.values()) == max(omission.values()), rates
+    planted = rates[f"{a.sex}/{a.race}"] - rates[f"{b.sex}/{b.race}"]
+    assert (planted > 0) == (x["difference"] < 0) and abs(x["difference"]) > fuzz["delta"]
+    assert x["pvalue"] < fuzz["alpha"] == pytest.approx(0.05 / 10)
+    assert len(x["base"]) <= 40, "shrunk: no age, negation, side or severity words left"
+    # the report: schema-valid JSON, and the HTML shows the pair with paired thumbnails
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_synthcxr.report import load_schema
+
+    jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)
+    page = (pytester.path / "out" / "1.html").read_text()
+    assert 'id="fuzz"' in page and f'id="{item["id"]}"' in page
+    assert page.count('alt="A, seed') == page.count('alt="B, seed') == 3
+
+    # the next run replays the falsifying pair from <cache dir>/hypothesis first
+    assert (pytester.path / "cache" / "hypothesis").is_dir()
+    second = _run(pytester, "phantom-biased", "--synthcxr-cache-dir=cache", "--synthcxr-json=out/2.json")
+    second.assert_outcomes(failed=1)
+    replayed = json.loads((pytester.path / "out" / "2.json").read_text())["items"][0]["fuzz"]
+    assert replayed["example"] == x
+    assert replayed["examples"] < fuzz["examples"], (replayed["examples"], fuzz["examples"])
+    assert _failure_line(second).split(": ", 1)[1].split("; shrunk after")[0] == line.split(": ", 1)[1].split("; shrunk after")[0]
+
+    # the faithful phantom passes the same item; without a cache there is no database
+    faithful = _run(pytester, "phantom", "--synthcxr-cache-dir=nocache", "--synthcxr-no-cache", "--synthcxr-json=out/3.json")
+    faithful.assert_outcomes(passed=1)
+    passed = json.loads((pytester.path / "out" / "3.json").read_text())["items"][0]
+    assert passed["verdict"] == "pass" and not passed["fuzz"]["falsified"] and passed["fuzz"]["examples"] == 10
+    assert not (pytester.path / "nocache").exists()
+
+
+def test_faithful_phantom_passes_negation_paraphrase_and_laterality(pytester):
+    pytester.makefile(".toml", synthcxr=OTHER_SPEC)
+    result = _run(pytester, "phantom", "--synthcxr-json=out.json", "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "synthcxr::fuzz[[]negation-Effusion[]] PASSED*",
+            "synthcxr::fuzz[[]negation-Cardiomegaly[]] PASSED*",
+            "synthcxr::fuzz[[]paraphrase-invariance-Cardiomegaly[]] PASSED*",
+            "synthcxr::fuzz[[]laterality-Effusion[]] PASSED*",  # Cardiomegaly has no side
+        ]
+    )
+    items = {i["check"]: i["fuzz"] for i in json.loads((pytester.path / "out.json").read_text())["items"]}
+    assert items["fuzz[negation-Effusion]"]["example"]["attribute"] == "negation"
+    assert items["fuzz[laterality-Effusion]"]["example"]["attribute"] == "laterality"
+    assert items["fuzz[paraphrase-invariance-Cardiomegaly]"]["example"]["attribute"] == "paraphrase"
+    assert all(f["examples"] == 4 and not f["falsified"] for f in items.values())
