@@ -149,7 +149,7 @@ def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float,
     test = settings(
         max_examples=check.max_examples,
         deadline=None,
-        database=database,
+        database=failures_only(database) if database is not None else None,
         derandomize=False,
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
         suppress_health_check=list(HealthCheck),
@@ -163,6 +163,34 @@ def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float,
         pass
     # hypothesis replays the shrunk example last, just before it re-raises
     return FuzzOutcome(check, failures[-1] if failures else None, state["worst"], state["calls"], alpha)
+
+
+def failures_only(database: Any) -> Any:
+    """`database` restricted to falsifying examples (hypothesis's primary key). The pareto front
+    that target() keeps and the secondary entries would steer a later, passing run elsewhere; a
+    fuzz item's result must depend only on the spec, model and seed, and on a saved failure."""
+    from hypothesis.database import ExampleDatabase
+
+    def ours(key: bytes) -> bool:
+        return not key.endswith((b".pareto", b".secondary"))
+
+    class FailuresOnly(ExampleDatabase):
+        def save(self, key: bytes, value: bytes) -> None:
+            if ours(key):
+                database.save(key, value)
+
+        def fetch(self, key: bytes) -> Any:
+            return database.fetch(key) if ours(key) else iter(())
+
+        def delete(self, key: bytes, value: bytes) -> None:
+            if ours(key):
+                database.delete(key, value)
+
+        def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+            self.delete(src, value)
+            self.save(dest, value)
+
+    return FailuresOnly()
 
 
 def change_text(pair: Any) -> str:
