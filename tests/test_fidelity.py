@@ -148,7 +148,7 @@ def _comparison(generator, judge, reference) -> Comparison:
 
 
 def test_memorization_finds_the_planted_copies(judge, reference) -> None:
-    n = 48  # 192 images, about 19 copies
+    n = 32  # 128 images, about 13 copies
     generator = CopyingGenerator(reference.images(), rate=0.1)
     planted = sum(generator.copies(derive_seed(1, c.key, i)) is not None for c in CELLS for i in range(n))
     check = MemorizationCheck(name="nn", samples=n, threshold=0.05, direction="max", similarity=0.995, population=CELLS)
@@ -242,3 +242,38 @@ def test_versus_bundle_rows_line_up(judge, reference) -> None:
     # features of sample (cell, i) do not depend on which request computed them
     again = comparison.synthetic_features(CELLS[:1], 2)[0]
     assert np.array_equal(again, versus.syn_features[:2])
+
+
+def test_frechet_check_reuses_its_bootstrap_draws_across_alphas() -> None:
+    from pytest_synthcxr.sequential import fail_p_value
+
+    rng = np.random.default_rng(3)
+    cells = (Cell("Effusion", (), False),)
+    synthetic = pd.DataFrame({"cell": [cells[0].key] * 30, "valid": [True] * 29 + [False]})
+    versus = Versus(synthetic, pd.DataFrame({"sex": ["female"] * 40}), rng.normal(size=(30, 8)) + 1.0, rng.normal(size=(40, 8)))
+    check = FrechetCheck(name="fd", samples=30, threshold=1.0, direction="max", population=cells, bootstrap=60)
+    wide = check.measure(versus, 0.01).estimate
+    narrow = check.measure(versus, 0.2).estimate
+    assert len(versus.memo) == 1  # one set of draws for both levels
+    assert wide.value == narrow.value and wide.low <= narrow.low and narrow.high <= wide.high
+    assert wide.n == 29 + 40  # the invalid row is left out
+    # a shift of 1 in 8 dimensions: distance about 8, far above the bound: fails, with a small p
+    assert check.evaluate(versus, 0.95).verdict == "fail"
+    assert fail_p_value(check, versus, 0.95, "fixed", 1) < 0.05 and len(versus.memo) == 1
+
+
+def test_judge_concerns_look_only_at_the_subgroups_judged() -> None:
+    from pytest_synthcxr.checks.reference import judge_concerns
+
+    rows = []
+    for sex, race, hits in (("female", "White", 20), ("female", "Black", 20), ("male", "White", 20), ("male", "Black", 4)):
+        rows += [{"sex": sex, "race": race, "y:Effusion": 1.0, "p:Effusion": 0.99 if k < hits else 0.01} for k in range(20)]
+        rows += [{"sex": sex, "race": race, "y:Effusion": 0.0, "p:Effusion": 0.01} for _ in range(20)]
+    table = pd.DataFrame(rows)
+    female = ((("sex", "female"), ("race", "White")), (("sex", "female"), ("race", "Black")))
+    assert judge_concerns(table, "Effusion", female, max_ece=1.0) == []  # the judge is fine for women
+    everyone = judge_concerns(table, "Effusion", (), max_ece=1.0)
+    assert len(everyone) == 1 and "TPR for Effusion differs" in everyone[0] and "Black male 4/20" in everyone[0]
+    by_sex = judge_concerns(table, "Effusion", ((("sex", "female"),), (("sex", "male"),)), max_ece=1.0)
+    assert by_sex and "male 24/40" in by_sex[0]
+    assert judge_concerns(table, "Cardiomegaly") == []  # no such output: nothing to say

@@ -15,6 +15,9 @@ from .cells import Cell
 from .checks.base import score_column
 from .checks.reference import Versus
 
+#: item families whose verdict reads one judge output (a finding or probe)
+JUDGED_FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-real")
+
 
 class Comparison:
     def __init__(self, pool: Any, reference: Any = None, *, image_size: int | None = None) -> None:
@@ -27,6 +30,7 @@ class Comparison:
         self._msssim: dict[tuple[str, int], float] = {}
         self._extractor: Any = None
         self.feature_kind: str | None = None
+        self._concerns: dict[Any, list[str]] = {}
 
     # -- reference side ---------------------------------------------------------------------------
 
@@ -100,9 +104,38 @@ class Comparison:
         rows = [{"cell": k[0], "i": k[1], "j": k[1] + 1, "msssim": self._msssim[k]} for k in wanted if k in self._msssim]
         return pd.DataFrame(rows, columns=["cell", "i", "j", "msssim"]), table
 
+    # -- the judge on the reference ---------------------------------------------------------------
+
+    def concerns(self, check: Any, alpha: float, *, max_gap: float = 0.1, max_ece: float = 0.1) -> list[str]:
+        """Reasons to doubt the judge output an item's verdict reads, for the subgroups it judges
+        (bias items: theirs; the others: every subgroup), from the labelled reference set."""
+        from .checks.reference import judge_concerns
+
+        finding = getattr(check, "finding", None)
+        if self.reference is None or not finding or check.family not in JUDGED_FAMILIES:
+            return []
+        subgroups = tuple(getattr(check, "subgroups", ()) or ())
+        key = (finding, subgroups, alpha, max_gap, max_ece)
+        if key not in self._concerns:
+            self._concerns[key] = judge_concerns(self.reference_scores(), finding, subgroups, alpha, max_gap=max_gap, max_ece=max_ece)
+        return self._concerns[key]
+
     # -- bundles for checks ------------------------------------------------------------------------
 
     def versus(self, check: Any, n: int) -> Versus:
+        """The check's bundle; an unreadable reference image or missing feature extractor stops
+        the run with its one line."""
+        from .features import FeatureError
+        from .reference import ReferenceError
+
+        try:
+            return self._versus(check, n)
+        except (ReferenceError, FeatureError) as exc:
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def _versus(self, check: Any, n: int) -> Versus:
         cells = check.cells()
         ref = self.reference_scores() if getattr(check, "needs_reference", False) else None
         if getattr(check, "needs_features", False):

@@ -38,6 +38,11 @@ class SynthCXRInconclusiveWarning(pytest.PytestWarning):
     """An audit item whose interval still straddles its threshold after the sample budget."""
 
 
+class SynthCXRJudgeWarning(pytest.PytestWarning):
+    """An audit item whose verdict reads a judge output that the labelled reference set shows
+    biased across the subgroups it judges, or uncalibrated."""
+
+
 class AuditFailure(Exception):
     """A failed (or inconclusive, when configured to fail) audit item; str() is its one-line message."""
 
@@ -268,6 +273,8 @@ class AuditItem(pytest.Item):
     def runtest(self) -> None:
         result = self.audit.evaluate(self.check)
         self._record(result)
+        for reason in self.audit.judge_concerns(self.check):
+            warnings.warn(SynthCXRJudgeWarning(f"{self.name}: {reason}"), stacklevel=1)
         if result.verdict == "pass":
             return
         message = result.message()

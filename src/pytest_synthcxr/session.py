@@ -138,6 +138,12 @@ class AuditSession:
             self.log(f"synthcxr: {check.nodename}: {made} images generated and judged, {n} per cell ({rate:.0f} images/s)")
         return table
 
+    def judge_concerns(self, check: Check) -> list[str]:
+        """Reasons, from the labelled reference set, to doubt the judge output this item reads."""
+        if self.options.reference is None or self._pool is None:
+            return []
+        return self.comparison.concerns(check, 1 - self.spec.confidence)
+
     def verdict_counts(self) -> dict[str, int]:
         counts = {"pass": 0, "fail": 0, "inconclusive": 0}
         for result in self.results.values():

@@ -60,25 +60,34 @@ def frechet_reference(a: np.ndarray, b: np.ndarray) -> float:
     return float(mu @ mu + np.trace(s1) + np.trace(s2) - 2.0 * _trace_sqrt_product(s1, s2))
 
 
-def frechet_bootstrap(a: np.ndarray, b: np.ndarray, alpha: float, reps: int = 200, seed: int = 0) -> Estimate:
-    """Frechet distance with a bias-shifted percentile bootstrap interval (rows of a and b
-    resampled independently).
+def frechet_draws(a: np.ndarray, b: np.ndarray, reps: int = 200, seed: int = 0) -> np.ndarray:
+    """Frechet distances of `reps` bootstrap resamples (rows of a and b resampled independently)."""
+    rng = np.random.default_rng(seed)
+    return np.array([frechet_distance(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))]) for _ in range(reps)])
+
+
+def frechet_interval(value: float, draws: np.ndarray, alpha: float, n: int) -> Estimate:
+    """The bias-shifted percentile interval of a Frechet distance from its bootstrap draws.
 
     A resample repeats rows, which alone raises the distance (a sample with duplicates has a
     smaller spread than its source): the bootstrap distances sit above the estimate by that bias.
-    The interval is the bootstrap's alpha/2 and 1 - alpha/2 quantiles shifted down by the
-    bootstrap's median minus the estimate, clipped at 0. The plug-in estimate itself is biased
-    upward at small n too (two samples of one distribution are at a positive distance), as in
-    every FID; compare against a real-vs-real value at the same sample sizes.
+    The interval is the draws' alpha/2 and 1 - alpha/2 quantiles shifted down by their median
+    minus the estimate, clipped at 0. The plug-in estimate itself is biased upward at small n too
+    (two samples of one distribution are at a positive distance), as in every FID: compare with a
+    real-vs-real value at the same sample sizes.
     """
-    value = frechet_distance(a, b)
     if not np.isfinite(value):
-        return Estimate(value, float("nan"), float("nan"), int(len(a) + len(b)))
-    rng = np.random.default_rng(seed)
-    draws = np.array([frechet_distance(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))]) for _ in range(reps)])
+        return Estimate(value, float("nan"), float("nan"), n)
     shift = float(np.median(draws)) - value
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2]) - shift
-    return Estimate(value, float(max(0.0, min(low, value))), float(max(high, value)), int(len(a) + len(b)))
+    return Estimate(value, float(max(0.0, min(low, value))), float(max(high, value)), n)
+
+
+def frechet_bootstrap(a: np.ndarray, b: np.ndarray, alpha: float, reps: int = 200, seed: int = 0) -> Estimate:
+    """Frechet distance with its bias-shifted percentile bootstrap interval (see frechet_interval)."""
+    value = frechet_distance(a, b)
+    draws = frechet_draws(a, b, reps, seed) if np.isfinite(value) else np.empty(0)
+    return frechet_interval(value, draws, alpha, int(len(a) + len(b)))
 
 
 def nearest_cosine(queries: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +148,12 @@ class FrechetCheck(Check):
         b = versus.ref_features[self.reference_rows(versus)]
         if len(a) < 2 or len(b) < 2:
             raise ValueError(f"{self.nodename}: needs at least 2 synthetic and 2 reference images (has {len(a)} and {len(b)})")
-        estimate = frechet_bootstrap(a, b, alpha / looks, reps=self.bootstrap)
+        key = (self.nodename, len(a), len(b))
+        if key not in versus.memo:  # draws are reused at every alpha (the fail-side p-value bisects)
+            value = frechet_distance(a, b)
+            versus.memo[key] = (value, frechet_draws(a, b, self.bootstrap))
+        value, draws = versus.memo[key]
+        estimate = frechet_interval(value, draws, alpha / looks, int(len(a) + len(b)))
         return Measured(estimate, f"{len(a)} synthetic, {len(b)} reference images; bootstrap {self.bootstrap}")
 
 

@@ -17,7 +17,8 @@ With sequential sampling (looks > 1) alpha is split over the planned looks.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -38,6 +39,8 @@ class Versus:
     syn_features: np.ndarray | None = None  # aligned with synthetic's rows
     ref_features: np.ndarray | None = None  # aligned with reference's rows
     msssim: Any = None  # DataFrame: cell, i, j, msssim
+    #: results a check computes once per bundle and reuses at other alphas (bootstrap draws)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def mean_difference(x: np.ndarray, y: np.ndarray, alpha: float) -> Estimate:
@@ -211,6 +214,50 @@ def judge_audit(reference: Any, findings: tuple[str, ...], alpha: float, *, max_
     return out
 
 
+def judge_concerns(
+    reference: Any,
+    finding: str,
+    subgroups: Sequence[tuple[tuple[str, str], ...]] = (),
+    alpha: float = 0.05,
+    *,
+    max_gap: float = 0.1,
+    max_ece: float = 0.1,
+) -> list[str]:
+    """Why the judge's `finding` output is questionable for these subgroups (all sex x race
+    subgroups of the reference when none are given), from the labelled reference set: its TPR or
+    FPR differs across them by more than max_gap (the gap's simultaneous interval lies above
+    max_gap), or its expected calibration error exceeds max_ece. Empty: no concern."""
+    column, label = score_column(finding), f"y:{finding}"
+    if column not in reference or label not in reference:
+        return []
+    groups = list(subgroups) or reference_subgroups(reference)
+    y = reference[label].to_numpy(dtype=float)
+    positive = _positive(reference[column])
+    reasons = []
+    for name, want in (("TPR", 1.0), ("FPR", 0.0)):
+        counts = []
+        for g in groups:
+            mask = (y == want) & _of(reference, g)
+            if mask.sum():
+                counts.append((subgroup_label(g), int(positive[mask].sum()), int(mask.sum())))
+        if len(counts) < 2:
+            continue
+        estimate = gap([c for _, c, _ in counts], [n for _, _, n in counts], alpha)
+        if estimate.low > max_gap:
+            rates = sorted(counts, key=lambda t: t[1] / t[2])
+            low, high = rates[0], rates[-1]
+            reasons.append(
+                f"judge {name} for {finding} differs across the subgroups judged by {estimate.value:.2f} "
+                f"(CI {estimate.low:.2f}-{estimate.high:.2f}; {low[0]} {low[1]}/{low[2]}, {high[0]} {high[1]}/{high[2]}) on the reference set"
+            )
+    known = ~np.isnan(y)
+    if known.any():
+        ece = expected_calibration_error(reference.loc[known, column].to_numpy(dtype=float), y[known])
+        if ece > max_ece:
+            reasons.append(f"judge {finding} output is uncalibrated on the reference set (expected calibration error {ece:.2f} > {max_ece:g})")
+    return reasons
+
+
 def _r(x: float) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else round(float(x), 6)
 
@@ -276,4 +323,4 @@ def build_reference_checks(spec: Any, population: tuple[Cell, ...], full_grid: l
     return checks
 
 
-__all__ = ["Versus", "VersusRealCheck", "build_reference_checks", "expected_calibration_error", "judge_audit", "mean_difference", "reference_subgroups"]
+__all__ = ["Versus", "VersusRealCheck", "build_reference_checks", "expected_calibration_error", "judge_audit", "judge_concerns", "mean_difference", "reference_subgroups"]

@@ -20,8 +20,6 @@ CLOSEST_PAIRS = 6
 #: judge-audit warning levels: subgroup TPR/FPR gap (CI low above it), expected calibration error
 MAX_JUDGE_GAP = 0.1
 MAX_JUDGE_ECE = 0.1
-#: item families whose verdict reads a judge output per finding
-JUDGED_FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-real")
 
 
 def _r(x: float | None) -> float | None:
@@ -52,7 +50,7 @@ def section(audit: Any) -> dict[str, Any] | None:
         "beside": _beside(table, scores, spec, alpha),
         "hallucination": _hallucination(table, scores, audit, alpha),
         "judge": judge,
-        "warnings": _warnings(audit, judge),
+        "warnings": _warnings(audit),
         "closest": _closest(audit, comparison),
     }
 
@@ -111,16 +109,17 @@ def _hallucination(table: Any, scores: Any, audit: Any, alpha: float) -> list[di
     return out
 
 
-def _warnings(audit: Any, judge: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Items whose verdict reads a judge output that the reference set shows biased or uncalibrated."""
-    flagged = {entry["finding"]: entry["warnings"] for entry in judge if entry["warnings"]}
+def _warnings(audit: Any) -> list[dict[str, Any]]:
+    """Items whose verdict reads a judge output that the reference set shows biased (for the
+    subgroups the item judges) or uncalibrated."""
     out = []
+    alpha = 1 - audit.spec.confidence
     for check in audit.checks:
-        if check.nodename not in audit.results or check.family not in JUDGED_FAMILIES:
+        if check.nodename not in audit.results:
             continue
-        finding = getattr(check, "finding", None)
-        if finding in flagged:
-            out.append({"item": check.nodename, "finding": finding, "reasons": list(flagged[finding])})
+        reasons = audit.comparison.concerns(check, alpha, max_gap=MAX_JUDGE_GAP, max_ece=MAX_JUDGE_ECE)
+        if reasons:
+            out.append({"item": check.nodename, "finding": check.finding, "reasons": list(reasons)})
     return out
 
 
