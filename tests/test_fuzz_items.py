@@ -162,6 +162,9 @@ def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom
     planted = rates[f"{a.sex}/{a.race}"] - rates[f"{b.sex}/{b.race}"]
     assert (planted > 0) == (x["difference"] < 0) and abs(x["difference"]) > fuzz["delta"]
     assert x["pvalue"] < fuzz["alpha"] == pytest.approx(0.05 / 10)
+    # the item's own numbers: |A - B| of that pair with its interval at the spec's 95%, inside the 99.5% one
+    assert item["confidence"] == 0.95 and item["estimate"] == pytest.approx(abs(x["difference"]))
+    assert item["low"] < item["estimate"] < item["high"] and item["high"] - item["low"] < x["difference_high"] - x["difference_low"]
     assert len(x["base"]) <= 40, "shrunk: no age, negation, side or severity words left"
     # the report: schema-valid JSON, and the HTML shows the pair with paired thumbnails
     jsonschema = pytest.importorskip("jsonschema")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .cells import derive_seed
-from .checks.fuzz import FuzzCheck, FuzzResult, Judged, judge_example
+from .checks.fuzz import FuzzCheck, FuzzResult, Judged, judge_example, size_of
 from .generators.base import invalid_mask
 from .paired import PairedComparison, compare_decisions
 from .stats import Estimate
@@ -97,6 +97,9 @@ class FuzzOutcome:
     worst: Example | None
     examples: int
     alpha: float
+    #: the shown (shrunk, else closest) example's size with its interval at the spec's confidence
+    overall: Estimate | None = None
+    confidence: float = 0.95
 
 
 class _Falsified(AssertionError):
@@ -162,7 +165,13 @@ def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float,
     except _Falsified:
         pass
     # hypothesis replays the shrunk example last, just before it re-raises
-    return FuzzOutcome(check, failures[-1] if failures else None, state["worst"], state["calls"], alpha)
+    falsified = failures[-1] if failures else None
+    shown = falsified or state["worst"]
+    overall = None
+    if shown is not None:  # the same pairs (memoised) at the audit's confidence, for the report's tables
+        again = sampler.compare(shown.pair.base.text, shown.pair.changed.text, check.finding, check.samples, 1 - confidence)
+        overall = size_of(check, again.difference)
+    return FuzzOutcome(check, falsified, state["worst"], state["calls"], alpha, overall, confidence)
 
 
 def failures_only(database: Any) -> Any:
@@ -232,7 +241,8 @@ def outcome_result(outcome: FuzzOutcome) -> FuzzResult:
     """The pytest item's result: verdict, and the numbers of the shrunk (or worst) example."""
     check = outcome.check
     shown = outcome.falsified or outcome.worst
-    size = shown.judged.size if shown is not None else Estimate(float("nan"), float("nan"), float("nan"), 0)
+    nan = float("nan")
+    size = outcome.overall if outcome.overall is not None else Estimate(nan, nan, nan, 0)
     facts = example_facts(shown) if shown is not None else None
     if outcome.falsified is not None:
         detail = f"shrunk after {outcome.examples} examples"
@@ -259,7 +269,7 @@ def outcome_result(outcome: FuzzOutcome) -> FuzzResult:
         threshold=check.threshold,
         direction="max",
         verdict="fail" if outcome.falsified is not None else "pass",
-        confidence=1 - outcome.alpha,
+        confidence=outcome.confidence,
         detail=detail,
         fuzz=fuzz,  # samples per example: fuzz["samples"] (a fuzz item has no pool cells)
     )

@@ -77,20 +77,27 @@ class Judged:
         return self.size.low if math.isfinite(self.size.low) else -1.0
 
 
+def size_of(check: FuzzCheck, d: Estimate) -> Estimate:
+    """What is compared with delta, from the paired difference A - B and its interval: |A - B|
+    for two-sided properties (interval: the image of the difference's interval under abs), A - B
+    itself for negation."""
+    if check.prop not in TWO_SIDED:
+        return d
+    if d.low >= 0:
+        return Estimate(abs(d.value), d.low, d.high, d.n)
+    if d.high <= 0:
+        return Estimate(abs(d.value), -d.high, -d.low, d.n)
+    return Estimate(abs(d.value), 0.0, max(-d.low, d.high), d.n)
+
+
 def judge_example(check: FuzzCheck, comparison: PairedComparison, confidence: float) -> Judged:
     """The falsification rule of the module docstring applied to one example's paired decisions
     (`comparison` made at level check.example_alpha(confidence))."""
     d = comparison.difference
+    size = size_of(check, d)
     if check.prop in TWO_SIDED:
-        if d.low >= 0:
-            size = Estimate(abs(d.value), d.low, d.high, d.n)
-        elif d.high <= 0:
-            size = Estimate(abs(d.value), -d.high, -d.low, d.n)
-        else:
-            size = Estimate(abs(d.value), 0.0, max(-d.low, d.high), d.n)
         supported = comparison.mcnemar.only_a + comparison.mcnemar.only_b > 0
     else:  # negation: only more X with "no X" counts
-        size = d
         supported = comparison.mcnemar.only_a > comparison.mcnemar.only_b
     alpha = check.example_alpha(confidence)
     falsified = bool(d.n and size.value > check.threshold and supported and comparison.mcnemar.pvalue < alpha)
@@ -154,4 +161,4 @@ def build_fuzz_checks(spec: Any) -> list[FuzzCheck]:
     return checks
 
 
-__all__ = ["PROPERTIES", "FuzzCheck", "FuzzResult", "Judged", "build_fuzz_checks", "judge_example"]
+__all__ = ["PROPERTIES", "FuzzCheck", "FuzzResult", "Judged", "build_fuzz_checks", "judge_example", "size_of"]
