@@ -17,6 +17,7 @@ from pytest_synthcxr.checks.fidelity import (
     MemorizationCheck,
     frechet_bootstrap,
     frechet_distance,
+    frechet_permutation,
     frechet_reference,
     nearest_cosine,
 )
@@ -147,7 +148,13 @@ def _comparison(generator, judge, reference) -> Comparison:
     return Comparison(SamplePool(generator, judge, 1, batch_size=64), reference)
 
 
-def test_memorization_finds_the_planted_copies(judge, reference) -> None:
+@pytest.fixture(scope="module")
+def faithful(judge, reference) -> Comparison:
+    """The faithful phantom against its own world (shared: features and scores are memoised)."""
+    return _comparison(PhantomGenerator("phantom"), judge, reference)
+
+
+def test_memorization_finds_the_planted_copies(judge, reference, faithful) -> None:
     n = 32  # 128 images, about 13 copies
     generator = CopyingGenerator(reference.images(), rate=0.1)
     planted = sum(generator.copies(derive_seed(1, c.key, i)) is not None for c in CELLS for i in range(n))
@@ -158,30 +165,49 @@ def test_memorization_finds_the_planted_copies(judge, reference) -> None:
     assert count == planted  # every copy found, no false match among independent phantoms
     assert result.estimate.low <= 0.10 <= result.estimate.high
     assert 0.05 < result.estimate.value < 0.16 and result.verdict == "fail"
-    faithful = _comparison(PhantomGenerator("phantom"), judge, reference)
     clean = check.evaluate(faithful.versus(check, n), 0.95)
     assert clean.groups[0].count == 0 and clean.verdict == "pass"
 
 
-def test_frechet_distance_sees_fainter_findings(judge, reference) -> None:
-    check = FrechetCheck(name="fd", samples=N, threshold=1000.0, direction="max", population=CELLS, bootstrap=100)
-    same = check.evaluate(_comparison(PhantomGenerator("phantom"), judge, reference).versus(check, N), 0.95)
-    faint_faults = replace(PRESETS["phantom"], severity=(0.4, 0.6))  # findings drawn at half severity
-    faint = check.evaluate(_comparison(PhantomGenerator("faint", faults=faint_faults), judge, reference).versus(check, N), 0.95)
-    assert faint.estimate.value > 1.5 * same.estimate.value
-    assert faint.estimate.value > same.estimate.high  # outside the same-world interval
+def test_frechet_distance_sees_fainter_findings(judge, reference, faithful) -> None:
+    """Findings drawn at half severity: the distance doubles, its excess over the
+    same-distribution level is far above 0 and the permutation test rejects "one distribution";
+    the faithful phantom against its own world: excess about 0 inside its interval, no rejection."""
+    results = {}
+    faint = _comparison(PhantomGenerator("faint", faults=replace(PRESETS["phantom"], severity=(0.4, 0.6))), judge, reference)
+    for name, comparison in (("same", faithful), ("faint", faint)):
+        check = FrechetCheck(name="fd", samples=N, threshold=1000.0, direction="max", population=CELLS, bootstrap=100, statistic="excess")
+        versus = comparison.versus(check, N)
+        result = check.evaluate(versus, 0.95)
+        (value, _, floor, p_same), = versus.memo.values()
+        results[name] = (value, floor, p_same, result.estimate)
+    value, floor, p_same, excess = results["same"]
+    assert excess.low <= 0.0 <= excess.high and p_same > 0.05
+    assert abs(value - floor) < 0.2 * floor
+    faint_value, faint_floor, faint_p, faint_excess = results["faint"]
+    assert faint_value > 1.5 * value and faint_p < 0.05
+    assert faint_excess.low > 0.0 and faint_excess.value > 0.5 * faint_floor
     # the reference against itself: zero, inside its interval
-    ref_features = _comparison(PhantomGenerator("phantom"), judge, reference).reference_features()
+    ref_features = faithful.reference_features()
     itself = frechet_bootstrap(ref_features, ref_features, 0.05, reps=50)
     assert itself.value < 1e-6 and itself.low == 0.0
 
 
-def test_noisier_images_lower_same_prompt_ms_ssim(judge, reference) -> None:
+def test_permutation_floor_by_hand() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(40, 5)), rng.normal(size=(30, 5))
+    floor, p = frechet_permutation(a, b, reps=99)
+    assert 0.0 < floor < 1.0 and 0.05 < p <= 1.0  # one distribution: typical of its permutations
+    floor_shifted, p_shifted = frechet_permutation(a, b + 2.0, reps=99)
+    assert p_shifted == pytest.approx(1 / 100) and frechet_distance(a, b + 2.0) > 15.0
+
+
+def test_noisier_images_lower_same_prompt_ms_ssim(judge, reference, faithful) -> None:
     """A variant planted to draw 20% noisier images (same seeds, so same scenes): every pair of
     images of one prompt is less similar. (The judge's features barely see this noise: its
     Frechet distance moves by about 1%, see the README.)"""
     check = DiversityCheck(name="msssim", samples=N, threshold=0.9, direction="max", finding="Effusion", population=CELLS)
-    clean = _comparison(PhantomGenerator("phantom"), judge, reference)
+    clean = faithful
     noisy_faults = replace(PRESETS["phantom"], noise=tuple(1.2 * x for x in PRESETS["phantom"].noise))
     noisy = _comparison(PhantomGenerator("noisy", faults=noisy_faults), judge, reference)
     a, _ = clean.msssim(check.cells(), N)
@@ -206,7 +232,7 @@ def test_a_generator_that_ignores_its_seed_fails_diversity(judge, reference) -> 
     assert result.estimate.value == pytest.approx(1.0) and result.verdict == "fail"
 
 
-def test_versus_real_on_the_biased_phantom(judge, reference) -> None:
+def test_versus_real_on_the_biased_phantom(judge, reference, faithful) -> None:
     """phantom-biased plants COVID-19 in 42% of images and ghosts (judge uncertainty); the faithful
     phantom reference has neither."""
     from pytest_synthcxr.checks.reference import VersusRealCheck
@@ -216,7 +242,6 @@ def test_versus_real_on_the_biased_phantom(judge, reference) -> None:
     biased = _comparison(PhantomGenerator("phantom-biased"), judge, reference)
     h = hallucination.evaluate(biased.versus(hallucination, N), 0.95)
     assert h.verdict == "fail" and h.estimate.low <= 0.42 <= h.estimate.high  # no prompt asks for COVID-19
-    faithful = _comparison(PhantomGenerator("phantom"), judge, reference)
     assert hallucination.evaluate(faithful.versus(hallucination, N), 0.95).verdict == "pass"
     u_biased = uncertainty.evaluate(biased.versus(uncertainty, N), 0.95).estimate
     u_faithful = uncertainty.evaluate(faithful.versus(uncertainty, N), 0.95).estimate
@@ -224,8 +249,8 @@ def test_versus_real_on_the_biased_phantom(judge, reference) -> None:
     assert u_biased.value > u_faithful.high  # ghosts: more entropy on synthetic
 
 
-def test_judge_audit_of_the_phantom_judge_on_its_own_world(judge, reference) -> None:
-    scores = _comparison(PhantomGenerator("phantom"), judge, reference).reference_scores()
+def test_judge_audit_of_the_phantom_judge_on_its_own_world(faithful) -> None:
+    scores = faithful.reference_scores()
     audit = judge_audit(scores, FINDINGS, 0.05)[0]
     assert audit["tpr"]["rate"] >= 0.9 and audit["fpr"]["rate"] <= 0.1
     assert audit["ece"] < 0.15
@@ -233,7 +258,7 @@ def test_judge_audit_of_the_phantom_judge_on_its_own_world(judge, reference) -> 
 
 
 def test_versus_bundle_rows_line_up(judge, reference) -> None:
-    comparison = _comparison(PhantomGenerator("phantom"), judge, reference)
+    comparison = _comparison(PhantomGenerator("phantom"), judge, reference)  # fresh: nothing memoised yet
     check = FrechetCheck(name="fd", samples=4, threshold=1.0, direction="max", population=CELLS)
     versus = comparison.versus(check, 4)
     assert isinstance(versus, Versus)

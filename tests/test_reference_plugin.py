@@ -44,3 +44,39 @@ def test_reference_in_spec_and_ini(pytester):
     result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*9 tests collected*"])
+
+
+def test_reference_sections_expand_into_stable_items(pytester):
+    spec = (
+        'reference = "phantom:16"\nfindings = ["Effusion", "Edema"]\n'
+        '[subgroups]\nsex = ["female", "male"]\nrace = ["White"]\n'
+        '[[versus_real]]\nmetric = "tpr-gap"\nfindings = ["Effusion"]\nmax_difference = 0.05\n'
+        '[[versus_real]]\nmetric = "hallucination"\nmax_difference = 0.05\n'
+        '[fidelity]\nby = ["overall", "finding", "subgroup"]\nstatistic = "excess"\nmax_fd = 20.0\nfindings = ["Edema"]\n'
+        '[diversity]\nmax_msssim = 0.9\nfindings = ["Effusion"]\n'
+        '[memorization]\nmax_rate = 0.01\n'
+    )
+    pytester.makefile(".toml", synthcxr=spec)
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "synthcxr::versus-real[[]tpr-gap-Effusion[]]",
+            "synthcxr::versus-real[[]hallucination-COVID-19[]]",
+            "synthcxr::fidelity[[]excess[]]",
+            "synthcxr::fidelity[[]excess-Edema[]]",
+            "synthcxr::fidelity[[]excess-female-White[]]",
+            "synthcxr::fidelity[[]excess-male-White[]]",
+            "synthcxr::diversity[[]msssim-Effusion[]]",
+            "synthcxr::memorization[[]nn-cosine-0.995[]]",
+            "*8 tests collected*",
+        ]
+    )
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q", "-m", "fidelity")
+    result.stdout.fnmatch_lines(["*4/8 tests collected (4 deselected)*"])
+
+
+def test_bad_section_values_are_one_line(pytester):
+    pytester.makefile(".toml", synthcxr='reference = "phantom:16"\n[fidelity]\nstatistic = "fid"\nmax_fd = 1.0\n')
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: */synthcxr.toml: fidelity[[]0[]].statistic: *'fd' or 'excess'*"])

@@ -137,7 +137,9 @@ class Comparison:
 
     def _versus(self, check: Any, n: int) -> Versus:
         cells = check.cells()
-        ref = self.reference_scores() if getattr(check, "needs_reference", False) else None
+        ref = None
+        if getattr(check, "needs_reference", False):  # judge scores only where the check reads them
+            ref = self.reference_scores() if getattr(check, "needs_scores", False) else self.reference.records
         if getattr(check, "needs_features", False):
             features, table = self.synthetic_features(cells, n)
             return Versus(table, ref, features, self.reference_features())

@@ -44,6 +44,9 @@ class FidelitySpec(_Section):
     """Frechet distance between judge features of synthetic and reference images."""
 
     by: list[Literal["overall", "finding", "subgroup"]] = Field(default_factory=lambda: ["overall"], min_length=1)
+    #: fd: the plug-in distance (what FID tables report); excess: the distance minus its
+    #: same-distribution level at these sample sizes (permutations), 0 = indistinguishable
+    statistic: Literal["fd", "excess"] = "fd"
     max_fd: float = Field(gt=0.0)
     findings: list[Finding] | None = None
     bootstrap: int = Field(default=200, ge=20, le=100_000)

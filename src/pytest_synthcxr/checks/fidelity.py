@@ -90,6 +90,27 @@ def frechet_bootstrap(a: np.ndarray, b: np.ndarray, alpha: float, reps: int = 20
     return frechet_interval(value, draws, alpha, int(len(a) + len(b)))
 
 
+def frechet_permutation(a: np.ndarray, b: np.ndarray, reps: int = 200, seed: int = 1) -> tuple[float, float]:
+    """The same-distribution level of the Frechet distance at these sample sizes, and a
+    permutation p-value: rows of a and b pooled and split at random into sets of the same sizes
+    `reps` times. Returns (mean permuted distance, (1 + #{permuted >= observed}) / (1 + reps)).
+
+    Under "synthetic and reference come from one distribution" the observed distance is one more
+    draw of the permuted ones, so the p-value is exact; the mean is the distance two samples of
+    one distribution have at these sizes (the plug-in estimate's finite-sample floor). When the
+    distributions differ the pooled splits mix them, so the floor is, if anything, too high: the
+    excess over it understates the difference, never inflates it.
+    """
+    observed = frechet_distance(a, b)
+    pooled = np.concatenate([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+    rng = np.random.default_rng(seed)
+    null = np.empty(reps)
+    for k in range(reps):
+        order = rng.permutation(len(pooled))
+        null[k] = frechet_distance(pooled[order[: len(a)]], pooled[order[len(a) :]])
+    return float(null.mean()), float((1 + (null >= observed).sum()) / (1 + reps))
+
+
 def nearest_cosine(queries: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each query row: the largest cosine similarity to any pool row, and that row's index."""
     q = np.asarray(queries, dtype=np.float64)
@@ -122,11 +143,15 @@ class FrechetCheck(Check):
     subgroup: tuple[tuple[str, str], ...] = ()
     population: tuple[Cell, ...] = ()
     bootstrap: int = 200
+    #: "fd": the plug-in distance; "excess": minus its same-distribution level at these sample
+    #: sizes (the mean over permutations of the pooled rows), so 0 means indistinguishable
+    statistic: Literal["fd", "excess"] = "fd"
 
     @property
     def quantity(self) -> str:
         where = {"overall": "all images", "finding": self.finding, "subgroup": subgroup_label(self.subgroup)}[self.scope]
-        return f"Frechet distance of judge features, synthetic vs reference ({where})"
+        what = "Frechet distance" if self.statistic == "fd" else "Frechet distance above its same-distribution level"
+        return f"{what} of judge features, synthetic vs reference ({where})"
 
     def cells(self) -> tuple[Cell, ...]:
         if self.scope == "finding":
@@ -149,12 +174,18 @@ class FrechetCheck(Check):
         if len(a) < 2 or len(b) < 2:
             raise ValueError(f"{self.nodename}: needs at least 2 synthetic and 2 reference images (has {len(a)} and {len(b)})")
         key = (self.nodename, len(a), len(b))
-        if key not in versus.memo:  # draws are reused at every alpha (the fail-side p-value bisects)
+        if key not in versus.memo:  # computed once, reused at every alpha (the fail-side p-value bisects)
             value = frechet_distance(a, b)
-            versus.memo[key] = (value, frechet_draws(a, b, self.bootstrap))
-        value, draws = versus.memo[key]
+            versus.memo[key] = (value, frechet_draws(a, b, self.bootstrap), *frechet_permutation(a, b, self.bootstrap))
+        value, draws, floor, p_same = versus.memo[key]
         estimate = frechet_interval(value, draws, alpha / looks, int(len(a) + len(b)))
-        return Measured(estimate, f"{len(a)} synthetic, {len(b)} reference images; bootstrap {self.bootstrap}")
+        if self.statistic == "excess":
+            estimate = Estimate(value - floor, estimate.low - floor, estimate.high - floor, estimate.n)
+        detail = (
+            f"FD {value:.4g}, same-distribution level {floor:.4g} (permutation p {p_same:.3g}); "
+            f"{len(a)} synthetic, {len(b)} reference images; bootstrap {self.bootstrap}"
+        )
+        return Measured(estimate, detail)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ class Versus:
     """What a synthetic-vs-reference check reads (all rows; checks select their own)."""
 
     synthetic: Any  # pool score table
-    reference: Any  # reference score table: p:<output>, y:<finding>, sex, race, age
+    reference: Any  # reference records (y:<finding>, sex, race, age), with judge scores p:<output> where needed
     syn_features: np.ndarray | None = None  # aligned with synthetic's rows
     ref_features: np.ndarray | None = None  # aligned with reference's rows
     msssim: Any = None  # DataFrame: cell, i, j, msssim
@@ -79,6 +79,7 @@ class VersusRealCheck(Check):
 
     family = "versus-real"
     needs_reference = True
+    needs_scores = True
     metric: Metric = "uncertainty"
     finding: str = ""  # the finding, or the probe for hallucination
     population: tuple[Cell, ...] = ()
@@ -285,17 +286,23 @@ def build_reference_checks(spec: Any, population: tuple[Cell, ...], full_grid: l
                 )
             )
     for f in spec.fidelity:
-        common = {"samples": f.samples or spec.samples_per_cell, "threshold": f.max_fd, "direction": "max", "bootstrap": f.bootstrap}
+        common = {
+            "samples": f.samples or spec.samples_per_cell,
+            "threshold": f.max_fd,
+            "direction": "max",
+            "bootstrap": f.bootstrap,
+            "statistic": f.statistic,
+        }
         for scope in f.by:
             if scope == "overall":
-                checks.append(FrechetCheck(name="fd", scope="overall", population=population, **common))
+                checks.append(FrechetCheck(name=f.statistic, scope="overall", population=population, **common))
             elif scope == "finding":
                 for finding in f.findings or spec.findings:
-                    checks.append(FrechetCheck(name=f"fd-{finding}", scope="finding", finding=finding, population=population, **common))
+                    checks.append(FrechetCheck(name=f"{f.statistic}-{finding}", scope="finding", finding=finding, population=population, **common))
             else:  # per sex x race subgroup: prompts naming it
                 for g in full_grid:
                     named = tuple(Cell(x, g, True) for x in (*spec.findings, None))
-                    name = "fd-" + "-".join(v for _, v in g)
+                    name = f"{f.statistic}-" + "-".join(v for _, v in g)
                     checks.append(FrechetCheck(name=name, scope="subgroup", subgroup=g, population=named, **common))
     for d in spec.diversity:
         for finding in [*(d.findings or spec.findings), ""] if d.findings is None else d.findings:
