@@ -20,9 +20,28 @@ def test_plan_counts_shared_cells_once():
     assert lines[-1] == "at most 960 distinct images (cells shared between items are generated once), about 1.0 min at 16.0 images/s"
 
 
+def test_plan_shows_the_power_based_size_beside_the_budget():
+    checks = {c.nodename: c for c in build_checks(load_spec(SMALL).spec)}
+    rows = {r.check: r for r in plan(list(checks.values()), sequential=True, first_round=16)[0]}
+    # hallucination: max 0.05, margin 0.05, one-sided alpha 0.05, power 0.9, Cohen's h:
+    # fail side h = 2 asin(sqrt(0.10)) - 2 asin(sqrt(0.05)) = 0.19248, n = ((1.64485 + 1.28155) / 0.19248)^2
+    # = 231.2 -> 232 images, pooled over 12 cells -> 20 per cell
+    assert rows["hallucination[COVID-19]"].power == 20
+    # TPR gap over 4 subgroups: per subgroup a difference 0.05 beyond the bound with sd 0.5 at
+    # alpha / 4: 2 (z_0.0125 + z_0.1)^2 (0.5 / 0.05)^2 = 2 (2.24140 + 1.28155)^2 100 = 2482.3 -> 2483
+    assert rows["bias[tpr-gap-Effusion-sex*race]"].power == 2483
+    # validity sensitivity, min 0.8: pass side 0.85 needs the most: pooled over the 4 cells asked for it
+    from pytest_synthcxr import stats
+
+    assert rows["validity[sensitivity-Effusion]"].power == -(-stats.proportion_samples(0.8, 0.05) // 4)
+    lines = format_plan(list(rows.values()), 960)
+    assert any(line.startswith("hallucination[COVID-19]") and line.split()[3] == "20" for line in lines)
+    assert any("budget below the power-based size" in line and "bias[tpr-gap-Effusion-sex*race]" in line for line in lines)
+
+
 def test_plan_option_generates_nothing(pytester):
     pytester.makefile(".toml", synthcxr=SMALL.read_text())
     result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-plan", "-k", "hallucination")
-    result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60  16, 32, 60", "at most 720 distinct images*"])
+    result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60          20  16, 32, 60", "at most 720 distinct images*"])
     assert result.ret == 0
     assert "passed" not in result.stdout.str()

@@ -117,3 +117,57 @@ def test_gap_interval_covers_true_gap():
         est = stats.gap(list(counts), list(n))
         covered += est.low <= truth <= est.high
     assert covered / runs >= 0.95
+
+
+# ----------------------------------------------------------------------------- judge error
+
+
+def test_rogan_gladen_point_hand_computed():
+    # (0.42 + 0.95 - 1) / (0.90 + 0.95 - 1) = 0.37 / 0.85
+    assert stats.rogan_gladen(0.42, 0.90, 0.95) == pytest.approx(0.435294, abs=1e-6)
+    assert stats.rogan_gladen(0.02, 0.90, 0.95) == 0.0  # below the false-positive floor: clipped
+    assert stats.rogan_gladen(0.99, 0.90, 0.95) == 1.0
+    assert math.isnan(stats.rogan_gladen(0.3, 0.5, 0.5))  # a coin-flip judge says nothing
+
+
+def test_corrected_proportion_hand_computed_box():
+    # 42 of 100 flagged; judge 90/100 sensitive, 95/100 specific. Each interval at alpha / 3
+    # (z = 2.39398): Wilson p_obs [0.309345, 0.539328], se [0.805184, 0.951452], sp [0.869308, 0.981908].
+    # Lowest corner (p low, se high, sp low): (0.309345 + 0.869308 - 1) / (0.951452 + 0.869308 - 1) = 0.217667
+    # highest (p high, se low, sp high): (0.539328 + 0.981908 - 1) / (0.805184 + 0.981908 - 1) = 0.662230
+    judge = stats.JudgeAccuracy(tp=90, fn=10, tn=95, fp=5)
+    assert (judge.sensitivity, judge.specificity) == (0.9, 0.95)
+    e = stats.corrected_proportion(42, 100, judge, alpha=0.05)
+    assert e.value == pytest.approx(0.435294, abs=1e-6) and e.n == 100
+    assert e.low == pytest.approx(0.217667, abs=1e-5)
+    assert e.high == pytest.approx(0.662230, abs=1e-5)
+    # the judge's uncertainty widens the interval beyond the raw share's own
+    raw_low, raw_high = stats.wilson(42, 100)
+    assert e.high - e.low > raw_high - raw_low
+
+
+def test_corrected_proportion_uninformative_judge_gives_the_unit_interval():
+    # se 6/10, sp 6/10: the box reaches se + sp <= 1
+    e = stats.corrected_proportion(30, 100, stats.JudgeAccuracy(6, 4, 6, 4))
+    assert (e.low, e.high) == (0.0, 1.0)
+
+
+def test_corrected_proportion_anytime_is_wider_and_covers():
+    judge = stats.JudgeAccuracy(tp=180, fn=20, tn=190, fp=10)
+    fixed = stats.corrected_proportion(40, 200, judge)
+    anytime = stats.corrected_proportion(40, 200, judge, interval="anytime", center=0.1)
+    assert anytime.low <= fixed.low and anytime.high >= fixed.high
+
+
+def test_corrected_proportion_coverage_simulated():
+    """True rate 0.3, judge se 0.85 / sp 0.9 estimated from 150 + 150 validation images each run:
+    the corrected interval covers 0.3 in at least 95% of 600 runs (Bonferroni box: conservative)."""
+    rng = np.random.default_rng(5)
+    truth, se, sp, n = 0.3, 0.85, 0.9, 300
+    covered = 0
+    for _ in range(600):
+        flagged = rng.binomial(n, truth * se + (1 - truth) * (1 - sp))
+        tp, tn = rng.binomial(150, se), rng.binomial(150, sp)
+        e = stats.corrected_proportion(int(flagged), n, stats.JudgeAccuracy(int(tp), 150 - int(tp), int(tn), 150 - int(tn)))
+        covered += e.low <= truth <= e.high
+    assert covered / 600 >= 0.95

@@ -1,4 +1,10 @@
-"""The sampling plan: what an audit may generate, known before anything is generated."""
+"""The sampling plan: what an audit may generate, known before anything is generated.
+
+Beside each item's spec budget (samples per cell) the plan shows the samples per cell a
+fixed-sample design needs to decide it with the spec's `power` when the truth lies `margin`
+beyond the threshold (statsmodels' normal-approximation power; "-" where the check has no power
+calculation). Sequential sampling usually stops far below either (benchmarks/README.md).
+"""
 
 from __future__ import annotations
 
@@ -15,16 +21,32 @@ class PlanRow:
     cells: int
     budget: int  # most samples per cell
     looks: tuple[int, ...]  # samples per cell at each planned look
+    #: samples per cell from the power calculation (None: no power calculation for this check)
+    power: int | None = None
 
     @property
     def max_images(self) -> int:
         return self.cells * self.budget
 
 
-def plan(checks: Sequence[Check], *, sequential: bool, first_round: int) -> tuple[list[PlanRow], int]:
+def plan(
+    checks: Sequence[Check],
+    *,
+    sequential: bool,
+    first_round: int,
+    alpha: float = 0.05,
+    power: float = 0.9,
+    margin: float = 0.05,
+) -> tuple[list[PlanRow], int]:
     """One row per check, and the most distinct images the audit can need (cells are shared)."""
     rows = [
-        PlanRow(c.nodename, len(set(c.cells())), c.samples, tuple(rounds(first_round, c.samples) if sequential else [c.samples]))
+        PlanRow(
+            c.nodename,
+            len(set(c.cells())),
+            c.samples,
+            tuple(rounds(first_round, c.samples) if sequential else [c.samples]),
+            c.power_samples(alpha, power, margin),
+        )
         for c in checks
     ]
     per_cell: dict[str, int] = {}
@@ -34,11 +56,20 @@ def plan(checks: Sequence[Check], *, sequential: bool, first_round: int) -> tupl
     return rows, sum(per_cell.values())
 
 
-def format_plan(rows: list[PlanRow], total: int, images_per_second: float | None = None) -> list[str]:
+def format_plan(
+    rows: list[PlanRow], total: int, images_per_second: float | None = None, *, power: float = 0.9, margin: float = 0.05
+) -> list[str]:
     width = max((len(r.check) for r in rows), default=10)
-    lines = [f"{'item':<{width}}  cells  max/cell  looks (samples per cell)"]
-    lines += [f"{r.check:<{width}}  {r.cells:>5}  {r.budget:>8}  {', '.join(map(str, r.looks))}" for r in rows]
+    lines = [f"{'item':<{width}}  cells  max/cell  power/cell  looks (samples per cell)"]
+    lines += [
+        f"{r.check:<{width}}  {r.cells:>5}  {r.budget:>8}  {'-' if r.power is None else r.power:>10}  {', '.join(map(str, r.looks))}"
+        for r in rows
+    ]
+    short = [r.check for r in rows if r.power is not None and r.power > r.budget]
     summary = f"at most {total} distinct images (cells shared between items are generated once)"
     if images_per_second:
         summary += f", about {total / images_per_second / 60:.1f} min at {images_per_second:.1f} images/s"
-    return lines + [summary]
+    notes = [f"power/cell: samples per cell a fixed-sample design needs for power {power:g} at {margin:g} beyond the threshold"]
+    if short:
+        notes.append(f"{len(short)} item(s) with a budget below the power-based size may end inconclusive: {', '.join(short)}")
+    return lines + notes + [summary]

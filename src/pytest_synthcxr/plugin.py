@@ -335,9 +335,12 @@ class _AuditPlugin:
             from .plan import format_plan, plan
 
             spec = self.audit.spec
-            rows, total = plan(self.audit.selected, sequential=spec.sampling == "sequential", first_round=spec.first_round)
+            rows, total = plan(
+                self.audit.selected, sequential=spec.sampling == "sequential", first_round=spec.first_round,
+                alpha=1 - spec.confidence, power=spec.power, margin=spec.margin,
+            )
             reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            for line in format_plan(rows, total):
+            for line in format_plan(rows, total, power=spec.power, margin=spec.margin):
                 reporter.write_line(line) if reporter else print(line)
             pytest.exit("synthcxr: plan printed, nothing generated", returncode=pytest.ExitCode.OK)
 

@@ -46,18 +46,19 @@ def run_check(
         if result.verdict == "pass" or look == len(schedule) - 1:
             break
         if result.verdict == "fail":
-            strict = check.measure(table, strict_alpha, interval, len(schedule)).estimate
+            strict = check.decide(table, strict_alpha, interval, len(schedule))
             if verdict(strict, check.threshold, check.direction) == "fail":
                 break
     result = replace(result, samples=n, budget=check.samples)
     if result.verdict == "inconclusive":
-        result = replace(result, note=more_samples_note(result))
+        more = more_samples_note(result)
+        result = replace(result, note=f"{result.note}; {more}" if result.note else more)
     return result, table
 
 
 def more_samples_note(result: Result) -> str:
     """How many more samples per cell would likely decide an inconclusive item (1/sqrt(n) shrinkage)."""
-    e = result.estimate
+    e = result.corrected if result.decided_on == "corrected" and result.corrected is not None else result.estimate
     distance = abs(e.value - result.threshold)
     half = (e.high - e.low) / 2
     if not math.isfinite(e.value) or distance < 1e-9 or result.samples == 0:
@@ -70,7 +71,7 @@ def fail_p_value(check: Check, table: Any, confidence: float, interval: Interval
     """Smallest alpha at which the check's interval lies on the forbidden side (bisection in log alpha)."""
 
     def fails(alpha: float) -> bool:
-        return verdict(check.measure(table, alpha, interval, looks).estimate, check.threshold, check.direction) == "fail"
+        return verdict(check.decide(table, alpha, interval, looks), check.threshold, check.direction) == "fail"
 
     alpha = 1 - confidence
     if not fails(alpha):

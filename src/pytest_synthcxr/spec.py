@@ -122,6 +122,43 @@ class HallucinationSpec(_Section):
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
 
 
+class JudgeErrorSpec(_Section):
+    """The judge's accuracy for one output, measured on a validation set with known truth: either
+    its confusion counts (tp, fn, tn, fp), or sensitivity and specificity with the number of truly
+    positive and truly negative images behind them."""
+
+    tp: int | None = Field(default=None, ge=0)
+    fn: int | None = Field(default=None, ge=0)
+    tn: int | None = Field(default=None, ge=0)
+    fp: int | None = Field(default=None, ge=0)
+    sensitivity: float | None = Rate
+    specificity: float | None = Rate
+    positives: int | None = Field(default=None, ge=1)
+    negatives: int | None = Field(default=None, ge=1)
+    #: which rate decides the verdict: the judge-flagged one (raw) or the Rogan-Gladen corrected one
+    verdict: Literal["raw", "corrected"] = "raw"
+
+    @model_validator(mode="after")
+    def _counts_or_rates(self) -> "JudgeErrorSpec":
+        counts = (self.tp, self.fn, self.tn, self.fp)
+        rates = (self.sensitivity, self.positives, self.specificity, self.negatives)
+        if all(c is not None for c in counts) and all(r is None for r in rates):
+            if self.tp + self.fn == 0 or self.tn + self.fp == 0:  # type: ignore[operator]
+                raise ValueError("tp + fn and tn + fp must each be at least 1")
+            return self
+        if all(r is not None for r in rates) and all(c is None for c in counts):
+            return self
+        raise ValueError("give either tp, fn, tn, fp or sensitivity, positives, specificity, negatives")
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(tp, fn, tn, fp), rounding rates times counts where rates were given."""
+        if self.tp is not None:
+            return self.tp, self.fn, self.tn, self.fp  # type: ignore[return-value]
+        tp = round(self.sensitivity * self.positives)  # type: ignore[operator]
+        tn = round(self.specificity * self.negatives)  # type: ignore[operator]
+        return tp, self.positives - tp, tn, self.negatives - tn  # type: ignore[operator]
+
+
 FuzzProperty = Literal["demographic-invariance", "negation", "paraphrase-invariance", "laterality"]
 
 
@@ -169,6 +206,14 @@ class AuditSpec(_Section):
     first_round: int = Field(default=16, ge=2, le=1_000_000)
     #: fail-side multiple-testing control across items
     correction: Literal["holm", "bh", "none"] = "holm"
+    #: a cell or subgroup with fewer valid images (or fewer judge-positive images, for a rate
+    #: conditioned on them) than this never passes: its item stays inconclusive at best
+    min_denominator: int = Field(default=20, ge=1, le=1_000_000)
+    #: the plan's power-based sample size: power to decide a true value `margin` beyond the threshold
+    power: float = Field(default=0.9, gt=0.5, lt=1.0)
+    margin: float = Field(default=0.05, gt=0.0, lt=1.0)
+    #: the judge's accuracy per output (finding or probe): Rogan-Gladen corrected rates beside the raw ones
+    judge_error: dict[Probe, JudgeErrorSpec] = Field(default_factory=dict)
     thumbnails: int = Field(default=2, ge=0, le=16)
     subgroups: Subgroups = Field(default_factory=Subgroups)
     bias: list[BiasSpec] = Field(default_factory=list)
@@ -272,7 +317,7 @@ def _one_line(exc: ValidationError, shown: str, table: str) -> str:
     for part in loc:
         if isinstance(part, int):
             key += f"[{part}]"
-        elif not str(part).startswith(("literal[", "list[", "function-")):
+        elif not str(part).startswith(("literal[", "list[", "function-", "[key]")):
             key += f".{part}" if key else str(part)
     message = error["msg"]
     if error["type"] == "extra_forbidden":

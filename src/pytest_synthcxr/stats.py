@@ -219,3 +219,112 @@ def beta_binomial_cs(count: int, nobs: int, alpha: float = 0.05, prior: tuple[fl
     high = 1.0 if f == 0 or excess(1 - eps) < 0 else brentq(excess, centre, 1 - eps, xtol=1e-10)
     return float(low), float(high)
 
+
+
+# ----------------------------------------------------------------------------- judge error
+# A rate measured through a judge is a judge-flagged rate. With the judge's sensitivity se and
+# specificity sp, the true rate is (Rogan and Gladen 1978) p = (p_obs + sp - 1) / (se + sp - 1).
+# Its interval carries the judge's own uncertainty: intervals for p_obs, se and sp, each at
+# alpha / 3, hold jointly with probability >= 1 - alpha (Bonferroni); with se + sp > 1 on that box
+# the corrected rate is monotone in each of the three when the other two are held, so its range
+# over the box is attained at one of the box's 8 corners.
+
+
+@dataclass(frozen=True)
+class JudgeAccuracy:
+    """The judge's confusion counts on a validation set with known truth."""
+
+    tp: int
+    fn: int
+    tn: int
+    fp: int
+
+    @property
+    def sensitivity(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
+
+    @property
+    def specificity(self) -> float:
+        return self.tn / (self.tn + self.fp) if self.tn + self.fp else math.nan
+
+    def intervals(self, alpha: float) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Wilson intervals for (sensitivity, specificity) at level 1 - alpha each."""
+        return wilson(self.tp, self.tp + self.fn, alpha), wilson(self.tn, self.tn + self.fp, alpha)
+
+
+def rogan_gladen(p_obs: float, sensitivity: float, specificity: float) -> float:
+    """Corrected rate (p_obs + sp - 1) / (se + sp - 1), clipped to [0, 1]; NaN when se + sp <= 1
+    (a judge no better than chance carries no information about the true rate)."""
+    denominator = sensitivity + specificity - 1.0
+    if not denominator > 0.0:
+        return math.nan
+    return min(1.0, max(0.0, (p_obs + specificity - 1.0) / denominator))
+
+
+def corrected_proportion(
+    count: int,
+    nobs: int,
+    accuracy: JudgeAccuracy,
+    alpha: float = 0.05,
+    interval: IntervalKind = "fixed",
+    center: float | None = None,
+) -> Estimate:
+    """Rogan-Gladen corrected proportion with an interval carrying the judge's uncertainty.
+
+    The flagged share's interval (Wilson, or the anytime-valid one centred on `center`) and the
+    judge's sensitivity and specificity (Wilson) each take alpha / 3; the corrected rate's
+    interval is its range over the 8 corners of that box, clipped to [0, 1]. Where the box
+    reaches se + sp <= 1 the interval is the whole [0, 1].
+    """
+    share = proportion(count, nobs, alpha / 3, interval, center)
+    (se_low, se_high), (sp_low, sp_high) = accuracy.intervals(alpha / 3)
+    value = rogan_gladen(share.value, accuracy.sensitivity, accuracy.specificity) if nobs else math.nan
+    if se_low + sp_low <= 1.0:
+        return Estimate(value, 0.0, 1.0, nobs)
+    corners = [rogan_gladen(p, se, sp) for p in (share.low, share.high) for se in (se_low, se_high) for sp in (sp_low, sp_high)]
+    return Estimate(value, min(corners), max(corners), nobs)
+
+
+def flagged_center(threshold: float, accuracy: JudgeAccuracy | None) -> float:
+    """The judge-flagged rate a true rate at `threshold` shows through the judge: se t + (1 - sp)(1 - t)
+    (the threshold itself without a judge accuracy); centres the anytime interval's prior."""
+    if accuracy is None or not accuracy.sensitivity + accuracy.specificity > 1.0:
+        return threshold
+    return accuracy.sensitivity * threshold + (1.0 - accuracy.specificity) * (1.0 - threshold)
+
+
+# ----------------------------------------------------------------------------- sample size
+# Fixed-sample sizes for the plan: the samples a one-sided level-alpha test needs to reach `power`
+# when the truth lies `margin` beyond the threshold (statsmodels' normal-approximation power).
+
+
+def proportion_samples(threshold: float, margin: float, alpha: float = 0.05, power: float = 0.9) -> int:
+    """Samples for one proportion: the larger of the n that decides a truth at threshold - margin
+    (pass side) and at threshold + margin (fail side), Cohen's h effect size (arcsine)."""
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    sizes = []
+    for truth in (threshold - margin, threshold + margin):
+        truth = min(max(truth, 0.0), 1.0)
+        h = abs(float(proportion_effectsize(truth, threshold)))
+        if h > 0:
+            sizes.append(NormalIndPower().solve_power(effect_size=h, nobs1=None, alpha=alpha, power=power, ratio=0, alternative="larger"))
+    return int(math.ceil(max(sizes))) if sizes else 0
+
+
+def difference_samples(margin: float, alpha: float = 0.05, power: float = 0.9, sd: float = 0.5) -> int:
+    """Samples per group for a difference of two rates (or means) to exceed its bound by `margin`,
+    with the largest standard deviation a rate can have (0.5) unless told."""
+    from statsmodels.stats.power import NormalIndPower
+
+    n = NormalIndPower().solve_power(effect_size=margin / sd, nobs1=None, alpha=alpha, power=power, ratio=1.0, alternative="larger")
+    return int(math.ceil(n))
+
+
+def mean_samples(margin: float, alpha: float = 0.05, power: float = 0.9, sd: float = 0.5) -> int:
+    """Samples for the mean of a score in [0, 1] (sd at most 0.5) to lie `margin` from its bound."""
+    from statsmodels.stats.power import NormalIndPower
+
+    n = NormalIndPower().solve_power(effect_size=margin / sd, nobs1=None, alpha=alpha, power=power, ratio=0, alternative="larger")
+    return int(math.ceil(n))

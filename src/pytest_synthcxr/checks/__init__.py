@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..cells import Cell
 from ..spec import AuditSpec
+from ..stats import JudgeAccuracy
 from .base import Check, GroupRate, Result, grid
 from .bias import BiasCheck
 from .hallucination import HallucinationCheck
@@ -21,6 +22,14 @@ def build_checks(spec: AuditSpec) -> list[Check]:
     # validity, uncertainty and hallucination share the plain-prompt cells of the full grid
     population = tuple(Cell(f, g, False) for g in full_grid for f in (*spec.findings, None))
     checks: list[Check] = []
+
+    def judged(output: str) -> dict[str, object]:
+        """The judge's accuracy for `output` from the spec's judge_error table, if given."""
+        entry = spec.judge_error.get(output)
+        if entry is None:
+            return {}
+        return {"judge_accuracy": JudgeAccuracy(*entry.counts()), "decide_corrected": entry.verdict == "corrected"}
+
     for entry in spec.bias:
         by = [k for k in ("sex", "race") if k in entry.by]
         groups = tuple(grid(attributes, by))
@@ -64,6 +73,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             metric=metric,  # type: ignore[arg-type]
                             finding=finding,
                             population=population,
+                            **(judged(finding) if metric != "auroc" else {}),  # type: ignore[arg-type]
                         )
                     )
     for u in spec.uncertainty:
@@ -88,9 +98,12 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     direction="max",
                     probe=probe,
                     population=population,
+                    **judged(probe),  # type: ignore[arg-type]
                 )
             )
     checks += build_reference_checks(spec, population, full_grid)
+    for check in checks:  # the small-denominator rule applies to every check that reports a denominator
+        object.__setattr__(check, "min_denominator", spec.min_denominator)
     seen: dict[str, int] = {}
     for i, check in enumerate(checks):
         if check.nodename in seen:  # two spec entries expanding to the same item: keep ids unique and stable

@@ -5,15 +5,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from ..cells import Cell, subgroup_label
-from ..stats import Direction, Estimate, IntervalKind, Outcome, verdict, wilson
+from ..stats import Direction, Estimate, IntervalKind, JudgeAccuracy, Outcome, verdict, wilson
 
 #: Judge calls are "positive" above the calibrated operating point, which judges map to 0.5.
 OPERATING_POINT = 0.5
+
+SMALL_DENOMINATOR = "only {n} {what} behind the estimate (min_denominator {min}): too few to pass"
 
 
 def score_column(output: str) -> str:
@@ -57,6 +59,11 @@ class Result:
     #: multiple-testing adjusted p-value of the fail side (None: not adjusted)
     p_fail: float | None = None
     note: str = ""
+    #: the judge-error (Rogan-Gladen) corrected rate, where the spec gives the judge's accuracy
+    corrected: Estimate | None = None
+    judge_accuracy: JudgeAccuracy | None = None
+    #: which estimate the verdict was computed from
+    decided_on: Literal["raw", "corrected"] = "raw"
 
     def message(self) -> str:
         """One line: verdict, estimate, interval, threshold and n."""
@@ -67,6 +74,13 @@ class Result:
             f"[{self.confidence:.0%} CI {e.low:.3f}, {e.high:.3f}], {bound} {self.threshold:g}, n={e.n}"
         )
         text = f"{text} ({self.detail})" if self.detail else text
+        if self.corrected is not None and self.judge_accuracy is not None:
+            c, j = self.corrected, self.judge_accuracy
+            how = "verdict on the" if self.decided_on == "corrected" else ""
+            text += (
+                f"; {how}{' ' if how else ''}judge-corrected {c.value:.3f} [CI {c.low:.3f}, {c.high:.3f}] "
+                f"(judge sensitivity {j.sensitivity:.3f}, specificity {j.specificity:.3f})"
+            )
         return f"{text}; {self.note}" if self.note else text
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +103,15 @@ class Result:
             "budget_per_cell": self.budget,
             "p_fail_adjusted": None if self.p_fail is None else _round(self.p_fail),
             "note": self.note,
+            "judge_corrected": None if self.corrected is None or self.judge_accuracy is None else {
+                "estimate": _round(self.corrected.value),
+                "low": _round(self.corrected.low),
+                "high": _round(self.corrected.high),
+                "sensitivity": _round(self.judge_accuracy.sensitivity),
+                "specificity": _round(self.judge_accuracy.specificity),
+                "counts": {"tp": self.judge_accuracy.tp, "fn": self.judge_accuracy.fn, "tn": self.judge_accuracy.tn, "fp": self.judge_accuracy.fp},
+                "decides": self.decided_on == "corrected",
+            },
             "groups": [
                 {"label": g.label, "count": g.count, "n": g.n, "rate": _round(g.value), "low": _round(g.low), "high": _round(g.high)}
                 for g in self.groups
@@ -109,6 +132,12 @@ class Check:
     samples: int
     threshold: float
     direction: Direction
+    #: fewer valid images behind the estimate (smallest subgroup, for subgroup statistics) never pass
+    min_denominator: int = 0
+    #: the judge's accuracy for this check's finding or probe (single-rate checks use it)
+    judge_accuracy: JudgeAccuracy | None = None
+    #: decide on the judge-corrected rate instead of the judge-flagged one
+    decide_corrected: bool = False
 
     @property
     def nodename(self) -> str:
@@ -127,11 +156,33 @@ class Check:
         no confidence sequence exists (AUROC, means)."""
         raise NotImplementedError
 
+    def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
+        """Samples per cell a fixed-sample design needs to decide this check with `power` when the
+        truth lies `margin` beyond the threshold (None: no power calculation for this check)."""
+        return None
+
+    def decisive(self, measured: "Measured") -> Estimate:
+        """The estimate the verdict is computed from: the judge-corrected one where the spec asks."""
+        if self.decide_corrected and measured.corrected is not None:
+            return measured.corrected
+        return measured.estimate
+
+    def decide(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Estimate:
+        return self.decisive(self.measure(table, alpha, interval, looks))
+
     def evaluate(self, table: Any, confidence: float, *, interval: IntervalKind = "fixed", looks: int = 1) -> Result:
-        """The verdict from `interval` intervals, with the fixed-sample interval kept for the report."""
+        """The verdict from `interval` intervals, with the fixed-sample interval kept for the report.
+
+        A pass whose denominator (valid images, or the smallest subgroup's) is below
+        `min_denominator` becomes inconclusive, and the note says so."""
         alpha = 1 - confidence
         fixed = self.measure(table, alpha, "fixed", 1)
         decided = fixed if interval == "fixed" and looks == 1 else self.measure(table, alpha, interval, looks)
+        outcome = verdict(self.decisive(decided), self.threshold, self.direction)
+        note = ""
+        if outcome == "pass" and decided.denominator is not None and decided.denominator < self.min_denominator:
+            outcome = "inconclusive"
+            note = SMALL_DENOMINATOR.format(n=decided.denominator, what=decided.denominator_what, min=self.min_denominator)
         return Result(
             check=self.nodename,
             family=self.family,
@@ -139,12 +190,16 @@ class Check:
             estimate=decided.estimate,
             threshold=self.threshold,
             direction=self.direction,
-            verdict=verdict(decided.estimate, self.threshold, self.direction),
+            verdict=outcome,
             confidence=confidence,
             detail=fixed.detail,
             groups=tuple(fixed.groups),
             fixed=fixed.estimate,
             interval=interval,
+            note=note,
+            corrected=decided.corrected,
+            judge_accuracy=self.judge_accuracy if decided.corrected is not None else None,
+            decided_on="corrected" if self.decide_corrected and decided.corrected is not None else "raw",
         )
 
 
@@ -153,6 +208,11 @@ class Measured:
     estimate: Estimate
     detail: str = ""
     groups: tuple[GroupRate, ...] = ()
+    #: judge-error corrected estimate (None: the spec gives no judge accuracy for this check)
+    corrected: Estimate | None = None
+    #: the count the small-denominator rule looks at (None: the rule does not apply), and its words
+    denominator: int | None = None
+    denominator_what: str = "valid images"
 
 
 def grid(attributes: dict[str, Sequence[str]], by: Iterable[str]) -> list[tuple[tuple[str, str], ...]]:

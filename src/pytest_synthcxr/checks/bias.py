@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..cells import Cell
-from ..stats import IntervalKind, gap, largest_difference, ratio
+from ..stats import IntervalKind, difference_samples, gap, largest_difference, ratio
 from .base import Check, Measured, group_rate, label, positives
 
 Metric = Literal["tpr", "sr"]
 Statistic = Literal["gap", "ratio", "deviation", "prompt-effect"]
+SMALLEST = "valid images in the smallest subgroup"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ class BiasCheck(Check):
         modes = (False, True) if self.statistic == "prompt-effect" else (self.named,)
         return tuple(c for named in modes for g in self.subgroups for c in self._cells_of(g, named))
 
+    def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
+        """Per subgroup, a two-rate difference exceeding its bound by `margin`, at the alpha each
+        subgroup's interval gets (alpha / k); ratios have no power calculation here."""
+        if self.statistic == "ratio":
+            return None
+        k = len(self.subgroups) * (2 if self.statistic == "prompt-effect" else 1)
+        per_group = difference_samples(margin, alpha / max(k, 1), power)
+        return math.ceil(per_group / len(self._cells_of(self.subgroups[0], self.named)))
+
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         if self.statistic == "prompt-effect":
             return self._prompt_effect(table, alpha, interval)
@@ -66,14 +77,15 @@ class BiasCheck(Check):
             low_g = min(groups, key=lambda g: g.value)
             high_g = max(groups, key=lambda g: g.value)
             detail = f"lowest {low_g.label} {low_g.value:.3f}, highest {high_g.label} {high_g.value:.3f}"
-            return Measured(estimate, detail, groups)
+            return Measured(estimate, detail, groups, denominator=min(n for _, n in counts), denominator_what=SMALLEST)
         # deviation from the reference subgroup
         ref_index = self.subgroups.index(self.reference)
         rc, rn = counts[ref_index]
         others = [i for i in range(len(self.subgroups)) if i != ref_index]
         estimate, worst = largest_difference([(counts[i][0], counts[i][1], rc, rn) for i in others], alpha, interval)
         w, r = groups[others[worst]], groups[ref_index]
-        return Measured(estimate, f"largest: {w.label} {w.value:.3f} vs reference {r.label} {r.value:.3f}", groups)
+        detail = f"largest: {w.label} {w.value:.3f} vs reference {r.label} {r.value:.3f}"
+        return Measured(estimate, detail, groups, denominator=min(n for _, n in counts), denominator_what=SMALLEST)
 
     def _prompt_effect(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
         pairs, groups = [], []
@@ -85,7 +97,8 @@ class BiasCheck(Check):
         estimate, worst = largest_difference(pairs, alpha, interval)
         cn, nn, cp, np_ = pairs[worst]
         detail = f"largest: {label(self.subgroups[worst])} named {cn / nn:.3f} vs plain {cp / np_:.3f}"
-        return Measured(estimate, detail, tuple(groups))
+        smallest = min(min(p[1], p[3]) for p in pairs)
+        return Measured(estimate, detail, tuple(groups), denominator=smallest, denominator_what=SMALLEST)
 
 
 __all__ = ["BiasCheck"]

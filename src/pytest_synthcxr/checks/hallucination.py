@@ -3,11 +3,12 @@ detected on images whose prompt did not ask for it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..cells import Cell
-from ..stats import IntervalKind, proportion
+from ..stats import IntervalKind, corrected_proportion, flagged_center, proportion, proportion_samples
 from .base import Check, Measured, group_rate, label, positives
 
 
@@ -24,10 +25,17 @@ class HallucinationCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.population if c.finding != self.probe)
 
+    def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
+        # the rate pools every cell's images
+        return math.ceil(proportion_samples(self.threshold, margin, alpha, power) / len(self.cells()))
+
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         count, n = positives(table, self.cells(), self.probe)
         by_group: dict[tuple[tuple[str, str], ...], list[Cell]] = {}
         for cell in self.cells():
             by_group.setdefault(cell.subgroup, []).append(cell)
         groups = tuple(group_rate(label(g), *positives(table, cells, self.probe), alpha) for g, cells in by_group.items())
-        return Measured(proportion(count, n, alpha, interval, self.threshold), f"{count} of {n} images flagged", groups)
+        center = flagged_center(self.threshold, self.judge_accuracy) if self.decide_corrected else self.threshold
+        raw = proportion(count, n, alpha, interval, center)
+        corrected = None if self.judge_accuracy is None else corrected_proportion(count, n, self.judge_accuracy, alpha, interval, center)
+        return Measured(raw, f"{count} of {n} images flagged", groups, corrected=corrected, denominator=n)

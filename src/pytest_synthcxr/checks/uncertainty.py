@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..cells import Cell
-from ..stats import IntervalKind, binary_entropy, mean_bounded
+from ..stats import IntervalKind, binary_entropy, mean_bounded, mean_samples
 from .base import Check, Measured, rows, score_column
 
 
@@ -23,9 +24,12 @@ class UncertaintyCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 
+    def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
+        return math.ceil(mean_samples(margin, alpha, power) / len(self.population))
+
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         selected = rows(table, self.population)
         entropy = binary_entropy(selected[score_column(self.finding)].to_numpy())
         estimate = mean_bounded(entropy, alpha / looks, (0.0, 1.0))  # alpha split over planned looks
         share = float((entropy > 0.5).mean()) if entropy.size else 0.0
-        return Measured(estimate, f"{share:.1%} of images above 0.5 bits")
+        return Measured(estimate, f"{share:.1%} of images above 0.5 bits", denominator=int(entropy.size))

@@ -3,11 +3,12 @@ the judge on images whose prompt asked for a finding versus images whose prompt 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..cells import Cell
-from ..stats import IntervalKind, auroc, proportion
+from ..stats import IntervalKind, auroc, corrected_proportion, flagged_center, proportion, proportion_samples
 from .base import OPERATING_POINT, Check, Measured, rows, score_column
 
 
@@ -29,18 +30,27 @@ class ValidityCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 
+    def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
+        if self.metric == "auroc":
+            return None
+        # sensitivity pools the cells asked for the finding; the false-positive rate all others
+        asked = sum(c.finding == self.finding for c in self.population)
+        cells = asked if self.metric == "sensitivity" else len(self.population) - asked
+        return math.ceil(proportion_samples(self.threshold, margin, alpha, power) / max(cells, 1))
+
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         selected = rows(table, self.population)
         scores = selected[score_column(self.finding)].to_numpy()
         asked = (selected["finding"] == self.finding).to_numpy()
         pos, neg = scores[asked], scores[~asked]
-        if self.metric == "sensitivity":
-            estimate = proportion(int((pos > OPERATING_POINT).sum()), int(pos.size), alpha, interval, self.threshold)
-            detail = f"{estimate.n} images asked for {self.finding}"
-        elif self.metric == "fpr":
-            estimate = proportion(int((neg > OPERATING_POINT).sum()), int(neg.size), alpha, interval, self.threshold)
-            detail = f"{estimate.n} images not asking for {self.finding}"
-        else:
-            estimate = auroc(pos, neg, alpha / looks)  # no confidence sequence: alpha split over planned looks
-            detail = f"{pos.size} asked vs {neg.size} not asked"
-        return Measured(estimate, detail)
+        if self.metric in ("sensitivity", "fpr"):
+            called = pos if self.metric == "sensitivity" else neg
+            count, n = int((called > OPERATING_POINT).sum()), int(called.size)
+            center = flagged_center(self.threshold, self.judge_accuracy) if self.decide_corrected else self.threshold
+            estimate = proportion(count, n, alpha, interval, center)
+            corrected = None if self.judge_accuracy is None else corrected_proportion(count, n, self.judge_accuracy, alpha, interval, center)
+            detail = f"{n} images {'asked' if self.metric == 'sensitivity' else 'not asking'} for {self.finding}"
+            return Measured(estimate, detail, corrected=corrected, denominator=n)
+        estimate = auroc(pos, neg, alpha / looks)  # no confidence sequence: alpha split over planned looks
+        detail = f"{pos.size} asked vs {neg.size} not asked"
+        return Measured(estimate, detail, denominator=min(pos.size, neg.size), denominator_what="images in the smaller class")

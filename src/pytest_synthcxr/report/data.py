@@ -114,6 +114,8 @@ def _items(audit: Any) -> list[dict[str, Any]]:
         if not item.get("samples_per_cell"):  # samples spent per cell (sequential sampling may stop early)
             item["samples_per_cell"] = check.samples if check is not None else None
         item["cells"] = sorted({c.key for c in check.cells()}) if check is not None else []
+        spec = audit.spec  # the plan's power-based samples per cell, beside the budget and what was spent
+        item["planned_per_cell"] = check.power_samples(1 - spec.confidence, spec.power, spec.margin) if check is not None else None
         item["subject"] = (getattr(check, "finding", None) or getattr(check, "probe", None)) if check is not None else None
         item.setdefault("fuzz", None)  # fuzz items (not in audit.checks) carry their search's facts
         if item["fuzz"] is not None:

@@ -1,0 +1,210 @@
+"""Judge-error correction (Rogan-Gladen) and the small-denominator rule: spec keys, checks on
+hand-built score tables, and the known answer on the phantom world."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_synthcxr import stats
+from pytest_synthcxr.cells import Cell, derive_seed
+from pytest_synthcxr.checks import build_checks
+from pytest_synthcxr.checks.base import score_column
+from pytest_synthcxr.checks.bias import BiasCheck
+from pytest_synthcxr.checks.hallucination import HallucinationCheck
+from pytest_synthcxr.sequential import run_check
+from pytest_synthcxr.spec import SpecError, load_spec
+
+F, H = (("sex", "female"), ("race", "White")), (("sex", "female"), ("race", "Hispanic"))
+JUDGE = stats.JudgeAccuracy(tp=90, fn=10, tn=95, fp=5)
+
+
+def table(cells: dict[Cell, list[float]], output: str) -> pd.DataFrame:
+    frames = []
+    for cell, scores in cells.items():
+        frame = pd.DataFrame({score_column(output): scores})
+        frame.insert(0, "cell", cell.key)
+        frame.insert(1, "finding", cell.finding or "")
+        frame["valid"] = True
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def calls(positive: int, n: int) -> list[float]:
+    return [0.9] * positive + [0.2] * (n - positive)
+
+
+# ----------------------------------------------------------------------------- spec
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "synthcxr.toml"
+    path.write_text("[hallucination]\nmax_rate = 0.5\n" + body)
+    return path
+
+
+def test_judge_error_from_counts_or_rates(tmp_path):
+    spec = load_spec(write(tmp_path, "[judge_error.COVID-19]\ntp = 90\nfn = 10\ntn = 95\nfp = 5\n")).spec
+    check = next(c for c in build_checks(spec) if c.family == "hallucination")
+    assert check.judge_accuracy == JUDGE and not check.decide_corrected
+    body = "[judge_error.COVID-19]\nsensitivity = 0.9\npositives = 100\nspecificity = 0.95\nnegatives = 100\nverdict = 'corrected'\n"
+    check = next(c for c in build_checks(load_spec(write(tmp_path, body)).spec) if c.family == "hallucination")
+    assert check.judge_accuracy == JUDGE and check.decide_corrected
+    assert spec.min_denominator == 20 and all(c.min_denominator == 20 for c in build_checks(spec))
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("[judge_error.COVID-19]\ntp = 9\nfn = 1\ntn = 9\n", "judge_error.COVID-19: give either tp, fn, tn, fp or sensitivity, positives, specificity, negatives"),
+        ("[judge_error.Flu]\ntp = 9\nfn = 1\ntn = 9\nfp = 1\n", "judge_error.Flu: Input should be 'COVID-19'"),
+        ("[judge_error.COVID-19]\ntp = 0\nfn = 0\ntn = 9\nfp = 1\n", "judge_error.COVID-19: tp + fn and tn + fp must each be at least 1"),
+        ("[judge_error.COVID-19]\ntp = 9\nfn = 1\ntn = 9\nfp = 1\nverdict = 'both'\n", "judge_error.COVID-19.verdict: Input should be 'raw' or 'corrected'"),
+        ("min_denominator = 0\n", "min_denominator: Input should be greater than or equal to 1 (got 0)"),
+    ],
+)
+def test_bad_judge_error_is_one_line(tmp_path, body, expected):
+    path = write(tmp_path, body) if not body.startswith("min_") else tmp_path / "s.toml"
+    if body.startswith("min_"):
+        path.write_text(body)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert "\n" not in str(info.value) and expected in str(info.value)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def hallucination(threshold: float, **kw) -> HallucinationCheck:
+    population = (Cell(None, F, False), Cell("Effusion", F, False))
+    return HallucinationCheck(name="COVID-19", samples=100, threshold=threshold, direction="max", population=population, **kw)
+
+
+def covid_table(flagged: int) -> pd.DataFrame:
+    # 100 + 100 images, `flagged` of them called COVID-19 positive
+    return table({Cell(None, F, False): calls(flagged // 2, 100), Cell("Effusion", F, False): calls(flagged - flagged // 2, 100)}, "COVID-19")
+
+
+def test_corrected_rate_is_shown_beside_the_raw_one():
+    check = hallucination(0.3, judge_accuracy=JUDGE)
+    result = check.evaluate(covid_table(84), 0.95)  # 84 / 200 = 0.42 flagged
+    assert result.estimate == stats.proportion(84, 200, 0.05)  # the raw rate decides by default
+    expected = stats.corrected_proportion(84, 200, JUDGE, 0.05)
+    assert (result.corrected.low, result.corrected.high) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    assert result.corrected.value == pytest.approx(0.37 / 0.85)
+    assert result.decided_on == "raw" and result.verdict == "fail"
+    assert "; judge-corrected 0.435 [CI" in result.message() and "sensitivity 0.900, specificity 0.950" in result.message()
+    corrected = result.as_dict()["judge_corrected"]
+    assert corrected["decides"] is False and corrected["counts"] == {"tp": 90, "fn": 10, "tn": 95, "fp": 5}
+    assert hallucination(0.3).evaluate(covid_table(84), 0.95).as_dict()["judge_corrected"] is None
+
+
+def test_the_spec_can_decide_on_the_corrected_rate():
+    # 24 of 200 flagged (0.12) with a judge whose false positives explain them (sp 0.90):
+    # raw 0.12 exceeds 0.05 -> fail; corrected (0.12 + 0.9 - 1) / (0.8 + 0.9 - 1) = 0.0286, but its interval
+    # (judge uncertainty included) still reaches past 0.05 -> inconclusive, never a raw fail
+    judge = stats.JudgeAccuracy(tp=800, fn=200, tn=900, fp=100)
+    raw = hallucination(0.05, judge_accuracy=judge).evaluate(covid_table(24), 0.95)
+    decided = hallucination(0.05, judge_accuracy=judge, decide_corrected=True).evaluate(covid_table(24), 0.95)
+    assert raw.verdict == "fail" and decided.verdict == "inconclusive"
+    assert decided.decided_on == "corrected" and decided.corrected.value == pytest.approx(0.02 / 0.7)
+    assert decided.corrected.low <= 0.05 <= decided.corrected.high
+    assert "verdict on the judge-corrected 0.029" in decided.message()
+    # with a looser bound the corrected interval decides a pass
+    assert hallucination(0.2, judge_accuracy=judge, decide_corrected=True).evaluate(covid_table(24), 0.95).verdict == "pass"
+
+
+def test_sequential_run_decides_on_the_corrected_rate_too():
+    judge = stats.JudgeAccuracy(tp=800, fn=200, tn=900, fp=100)
+    check = hallucination(0.3, judge_accuracy=judge, decide_corrected=True)
+    result, _ = run_check(check, lambda c, n: covid_table(24), 0.95, sequential=True, first_round=16)
+    assert result.verdict == "pass" and result.interval == "anytime" and result.corrected.high <= 0.3
+
+
+# ----------------------------------------------------------------------------- small denominators
+
+
+def test_a_small_denominator_never_passes():
+    check = BiasCheck(name="x", samples=10, threshold=0.9, direction="max", finding="Effusion", subgroups=(F, H), named=True)
+    t = table({Cell("Effusion", F, True): calls(5, 10), Cell("Effusion", H, True): calls(5, 12)}, "Effusion")
+    assert check.evaluate(t, 0.95).verdict == "pass"  # the rule off (min_denominator 0)
+    small = BiasCheck(**{**check.__dict__, "min_denominator": 20})
+    result = small.evaluate(t, 0.95)
+    assert result.verdict == "inconclusive"
+    assert result.note == "only 10 valid images in the smallest subgroup behind the estimate (min_denominator 20): too few to pass"
+    assert result.note in result.message()
+    # a fail is still a fail
+    failing = BiasCheck(**{**small.__dict__, "threshold": 0.05})
+    t2 = table({Cell("Effusion", F, True): calls(10, 10), Cell("Effusion", H, True): calls(0, 12)}, "Effusion")
+    assert failing.evaluate(t2, 0.95).verdict == "fail"
+
+
+def test_small_denominator_note_survives_sequential_and_says_what_would_decide():
+    check = hallucination(0.9, min_denominator=500)
+    result, _ = run_check(check, lambda c, n: covid_table(20), 0.95, sequential=True, first_round=16)
+    assert result.verdict == "inconclusive"
+    assert result.note.startswith("only 200 valid images behind the estimate (min_denominator 500): too few to pass; ")
+
+
+# ----------------------------------------------------------------------------- known answer
+
+KNOWN = """
+seed = 0
+samples_per_cell = 100
+sampling = "fixed"
+findings = ["Effusion"]
+[subgroups]
+sex = ["female", "male"]
+race = ["White"]
+[hallucination]
+max_rate = 0.05
+[judge_error.COVID-19]
+tp = {tp}
+fn = {fn}
+tn = {tn}
+fp = {fp}
+verdict = "corrected"
+"""
+
+
+def phantom_covid_accuracy(n: int = 60) -> stats.JudgeAccuracy:
+    """The phantom judge's COVID-19 confusion counts on phantom-biased, from the generator's own
+    truth, on seeds disjoint from the audit's (plain prompts of the audit's kinds)."""
+    from pytest_synthcxr.generators.phantom import PhantomGenerator
+    from pytest_synthcxr.judges.phantom import PhantomJudge
+    from pytest_synthcxr.prompts import build_prompt
+
+    gen, judge = PhantomGenerator("phantom-biased"), PhantomJudge()
+    images, truth = [], []
+    for prompt in (build_prompt(None), build_prompt("Effusion"), build_prompt("Cardiomegaly")):
+        for i in range(n):
+            image, drawn = gen.draw(prompt, derive_seed(424242, prompt, i))
+            images.append(image)
+            truth.append("COVID-19" in drawn.findings)
+    called = judge.predict(np.stack(images))[:, judge.outputs.index("COVID-19")] > 0.5
+    has = np.array(truth)
+    return stats.JudgeAccuracy(int((called & has).sum()), int((~called & has).sum()), int((~called & ~has).sum()), int((called & ~has).sum()))
+
+
+def test_corrected_hallucination_rate_covers_the_planted_42_percent(pytester):
+    """phantom-biased plants COVID-19 in 42% of images: the corrected rate's interval covers 0.42;
+    a judge accuracy claimed wrongly (specificity 0.7) moves it away, so the test can fail."""
+    from pytest_synthcxr.generators.phantom import PRESETS
+
+    planted = PRESETS["phantom-biased"].hallucination["COVID-19"]
+    judge = phantom_covid_accuracy()
+    assert judge.tp + judge.fn > 30 and judge.tn + judge.fp > 30
+    pytester.makefile(".toml", synthcxr=KNOWN.format(tp=judge.tp, fn=judge.fn, tn=judge.tn, fp=judge.fp))
+    result = pytester.runpytest("--synthcxr-model=phantom-biased", "--synthcxr-json=out.json", "--synthcxr-no-cache", "-p", "no:cacheprovider")
+    item = json.loads((pytester.path / "out.json").read_text())["items"][0]
+    corrected = item["judge_corrected"]
+    assert corrected["decides"] and item["verdict"] == "fail"
+    assert corrected["low"] <= planted <= corrected["high"]
+    result.stdout.fnmatch_lines(["*verdict on the judge-corrected*"])
+    # the same flagged count through a judge claimed to have specificity 0.7 (and the measured
+    # sensitivity): the corrected interval no longer covers the planted rate
+    flagged = round(item["estimate"] * item["n"])
+    wrong = stats.corrected_proportion(flagged, item["n"], stats.JudgeAccuracy(judge.tp, judge.fn, 700, 300))
+    assert not wrong.low <= planted <= wrong.high
