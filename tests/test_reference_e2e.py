@@ -29,8 +29,12 @@ def test_audit_with_a_phantom_reference(pytester, model):
     judge = {j["finding"]: j for j in ref["judge"]}
     assert judge["Effusion"]["tpr"]["rate"] >= 0.9
     assert len(ref["closest"]) == 6 and ref["closest"][0]["similarity"] >= ref["closest"][-1]["similarity"]
+    entropy = {e["finding"]: e for e in ref["entropy"]}
+    assert entropy["Effusion"]["n"] == 96 and sum(entropy["Effusion"]["counts"]) == 96
+    assert sum(entropy["Effusion"]["counts_asked"]) == judge["Effusion"]["positives"]
     html = (pytester.path / "out.html").read_text()
-    assert "Synthetic vs reference" in html and "Closest synthetic" in html and "Auditing the judge" in html
+    for heading in ("Synthetic vs reference", "Judge metrics beside real", "Judge entropy on the reference images", "Auditing the judge", "Closest synthetic"):
+        assert heading in html
     if model == "phantom-biased":  # 42% COVID-19 planted, none in the reference
         hallucination = next(i for i in data["items"] if i["check"] == "versus-real[hallucination-COVID-19]")
         assert hallucination["verdict"] == "fail" and hallucination["low"] > 0.2

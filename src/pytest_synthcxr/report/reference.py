@@ -48,6 +48,7 @@ def section(audit: Any) -> dict[str, Any] | None:
         "set": reference.summary(),
         "features": comparison.feature_kind,
         "beside": _beside(table, scores, spec, alpha),
+        "entropy": _entropy(scores, spec),
         "hallucination": _hallucination(table, scores, audit, alpha),
         "judge": judge,
         "warnings": _warnings(audit),
@@ -87,6 +88,32 @@ def _beside(table: Any, scores: Any, spec: Any, alpha: float) -> list[dict[str, 
                 )
         row["tpr_groups"] = groups
         out.append(row)
+    return out
+
+
+def _entropy(scores: Any, spec: Any) -> list[dict[str, Any]]:
+    """Per finding: the histogram of the judge's entropy on the reference images, binned like the
+    uncertainty section's (images labelled with the finding stacked under the others)."""
+    from .data import ENTROPY_BINS
+
+    edges = np.linspace(0.0, 1.0, ENTROPY_BINS + 1)
+    out = []
+    for finding in spec.findings:
+        column = score_column(finding)
+        if column not in scores:
+            continue
+        entropy = binary_entropy(scores[column].to_numpy())
+        labelled = (scores[f"y:{finding}"] == 1.0).to_numpy()
+        out.append(
+            {
+                "finding": finding,
+                "n": int(entropy.size),
+                "mean": _r(entropy.mean()) if entropy.size else None,
+                "edges": [_r(e) for e in edges],
+                "counts": [int(c) for c in np.histogram(entropy, bins=edges)[0]],
+                "counts_asked": [int(c) for c in np.histogram(entropy[labelled], bins=edges)[0]],
+            }
+        )
     return out
 
 
@@ -156,10 +183,14 @@ def _closest(audit: Any, comparison: Any) -> list[dict[str, Any]]:
 def view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
     """Images of the closest pairs (synthetic regenerated from its seed, reference as read)."""
     section_data = data.get("reference")
-    if not section_data or not section_data["closest"]:
-        return {"pairs": []}
+    if not section_data:
+        return {"pairs": [], "entropy": []}
     from ..cells import Cell
-    from .html import image_uri
+    from .html import histogram, image_uri
+
+    entropy = [histogram({**e, "finding": f"{e['finding']} (reference label)"}) for e in section_data["entropy"]]
+    if not section_data["closest"]:
+        return {"pairs": [], "entropy": entropy}
 
     pool, comparison = audit._pool, audit.comparison
     cells = {c.key: c for c in pool.cells()}
@@ -175,4 +206,4 @@ def view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
                 "reference_src": image_uri(reference_images[pair["reference_index"]]),
             }
         )
-    return {"pairs": pairs}
+    return {"pairs": pairs, "entropy": entropy}
