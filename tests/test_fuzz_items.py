@@ -145,6 +145,7 @@ def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom
     pytester.makefile(".toml", synthcxr=SWAP_SPEC)
     first = _run(pytester, "phantom-biased", "--synthcxr-cache-dir=cache", "--synthcxr-json=out/1.json", "--synthcxr-report=out/1.html", "-m", "fuzz")
     first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["fuzz: * images generated and judged for * prompts (the same seeds for every prompt)"])
     line = _failure_line(first)
     data = json.loads((pytester.path / "out" / "1.json").read_text())
     (item,) = data["items"]

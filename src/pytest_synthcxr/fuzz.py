@@ -39,6 +39,11 @@ class PairedSampler:
         self._scores: dict[str, np.ndarray] = {}  # prompt -> (n_so_far, K); NaN rows: invalid images
 
     @property
+    def prompts(self) -> int:
+        """Distinct prompts scored so far."""
+        return len(self._scores)
+
+    @property
     def outputs(self) -> tuple[str, ...]:
         return tuple(self.judge.outputs)
 

@@ -67,3 +67,11 @@ def run_fuzz_check(audit: "AuditSession", check: "FuzzCheck", config: pytest.Con
     result = outcome_result(outcome)
     audit.results[check.nodename] = result
     return result
+
+
+def fuzz_summary(config: pytest.Config) -> str | None:
+    """The terminal summary's line on what the fuzz items generated (None: no fuzz item ran)."""
+    sampler = config.stash.get(SAMPLER_KEY, None)
+    if sampler is None:
+        return None
+    return f"fuzz: {sampler.generated} images generated and judged for {sampler.prompts} prompts (the same seeds for every prompt)"

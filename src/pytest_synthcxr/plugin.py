@@ -371,5 +371,11 @@ class _AuditPlugin:
                 f"{stats.generated} images generated ({stats.invalid} invalid), "
                 f"generation {stats.generation_seconds:.1f}s, judging {stats.judge_seconds:.1f}s"
             )
+        if self.audit.spec.fuzz:
+            from .fuzz_item import fuzz_summary
+
+            fuzz_line = fuzz_summary(terminalreporter.config)
+            if fuzz_line:
+                terminalreporter.write_line(fuzz_line)
         for path in self.written:
             terminalreporter.write_line(f"report written: {path}")
