@@ -98,6 +98,7 @@ def test_judge_audit_on_a_hand_table() -> None:
     assert audit["tpr"]["count"] == 4 and audit["tpr"]["n"] == 8 and audit["fpr"]["rate"] == 0.25
     assert {g["subgroup"]: g["rate"] for g in audit["tpr_groups"]} == {"White female": 0.75, "Black male": 0.25}
     assert audit["tpr_gap"]["value"] == 0.5
+    assert audit["confusion"] == {"tp": 4, "fn": 4, "tn": 3, "fp": 1}
     # ECE by hand: bin 0.9 holds 5 images (4 positive): |0.8 - 0.9| x 5/12; bin 0.1 holds 7 (4
     # positive): |4/7 - 0.1| x 7/12; total 3.8 / 12
     assert audit["ece"] == pytest.approx(3.8 / 12, abs=1e-6)

@@ -33,6 +33,7 @@ def test_audit_with_a_phantom_reference(pytester, model):
     assert entropy["Effusion"]["n"] == 96 and sum(entropy["Effusion"]["counts"]) == 96
     assert sum(entropy["Effusion"]["counts_asked"]) == judge["Effusion"]["positives"]
     html = (pytester.path / "out.html").read_text()
+    assert "[tool.synthcxr.judge_error.Effusion]\ntp = " in html
     for heading in ("Synthetic vs reference", "Judge metrics beside real", "Judge entropy on the reference images", "Auditing the judge", "Closest synthetic"):
         assert heading in html
     if model == "phantom-biased":  # 42% COVID-19 planted, none in the reference

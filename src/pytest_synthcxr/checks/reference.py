@@ -201,6 +201,8 @@ def judge_audit(reference: Any, findings: tuple[str, ...], alpha: float, *, max_
                 entry[f"{name}_gap"] = {"value": _r(g_est.value), "low": _r(g_est.low), "high": _r(g_est.high)}
             else:
                 entry[f"{name}_gap"] = None
+        tpr, fpr = entry["tpr"], entry["fpr"]
+        entry["confusion"] = {"tp": tpr["count"], "fn": tpr["n"] - tpr["count"], "tn": fpr["n"] - fpr["count"], "fp": fpr["count"]}
         scores = reference.loc[known, column].to_numpy(dtype=float)
         entry["ece"] = _r(expected_calibration_error(scores, y[known])) if known.any() else None
         warnings = []
