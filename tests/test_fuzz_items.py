@@ -128,6 +128,40 @@ def test_a_pair_falsifies_only_a_large_and_supported_change():
     assert judge_example(negation, _comparison(9, 0, 13, 10, alpha), 0.95).falsified
 
 
+@pytest.mark.parametrize(
+    "prop, attributes",
+    [("demographic-invariance", ("age",)), ("demographic-invariance", ("sex", "race")), ("negation", ()), ("paraphrase-invariance", ()), ("laterality", ())],
+)
+def test_each_property_draws_pairs_that_differ_in_what_it_names(prop, attributes):
+    from hypothesis import given, settings
+
+    from pytest_synthcxr.fuzz import pair_strategy
+
+    check = FuzzCheck(name="x", samples=8, threshold=0.1, direction="max", prop=prop, finding="Effusion", attributes=attributes or ("sex", "race"))
+    seen = set()
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(pair_strategy(check))
+    def pairs(pair):
+        a, b = parse_prompt(pair.base.text), parse_prompt(pair.changed.text)
+        seen.add(pair.attribute)
+        if prop == "negation":
+            assert "Effusion" in a.negated and "Effusion" not in b.negated | set(b.findings)
+            assert a.findings == b.findings and a.negated - {"Effusion"} == b.negated
+            return
+        assert set(a.findings) == set(b.findings) == {"Effusion"}  # the finding, and only it, asked in both
+        if prop == "demographic-invariance":
+            assert pair.attribute in attributes and a.sex and a.race
+            assert [k for k in ("sex", "race", "age") if getattr(a, k) != getattr(b, k)] == [pair.attribute]
+        elif prop == "laterality":
+            assert a.findings["Effusion"] != b.findings["Effusion"] and (a.sex, a.race, a.age) == (b.sex, b.race, b.age)
+        else:
+            assert pair.attribute == "paraphrase" and pair.before != pair.after and a == b
+
+    pairs()
+    assert seen == ({"negation"} if prop == "negation" else set(attributes) if attributes else {prop.split("-")[0]})
+
+
 # ---------------------------------------------------------------- through pytest (known answer)
 
 
