@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 SMALL_SPEC = (Path(__file__).parent.parent / "fixtures" / "specs" / "small.toml").read_text()
 
 
@@ -80,3 +82,23 @@ def test_bad_section_values_are_one_line(pytester):
     result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: synthcxr: */synthcxr.toml: fidelity[[]0[]].statistic: *'fd' or 'excess'*"])
+
+
+def test_a_reference_without_what_the_spec_compares_is_one_usage_line(pytester, tmp_path):
+    from PIL import Image
+
+    folder = pytester.path / "ref"
+    folder.mkdir()
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) % 255).astype("uint8")).save(folder / "a.png")
+    rows = ["a.png,Effusion,F,White,50", "a.png,Effusion,M,White,50", "a.png,,F,White,50"]  # no Black women
+    (folder / "manifest.csv").write_text("image,findings,sex,race,age\n" + "\n".join(rows) + "\n")
+    spec = (
+        'reference = "ref"\nfindings = ["Effusion"]\n[subgroups]\nsex = ["female", "male"]\nrace = ["White", "Black"]\n'
+        '[[versus_real]]\nmetric = "tpr-gap"\nmax_difference = 0.05\n'
+    )
+    pytester.makefile(".toml", synthcxr=spec)
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["ERROR: synthcxr: reference */ref/manifest.csv: versus_real tpr-gap for Effusion needs at least 1 reference image(s) labelled Effusion of Black female; it has 0"]
+    )

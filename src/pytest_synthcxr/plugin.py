@@ -207,7 +207,7 @@ def _baseline(config: pytest.Config) -> Path | None:
 def _reference(config: pytest.Config, loaded: Any) -> Any:
     """The reference set's manifest, read now (a bad file is a usage error before any test runs):
     --synthcxr-reference (relative to the working folder), else the ini key, else the spec's."""
-    from .reference import ReferenceError, load_reference, needs_reference
+    from .reference import ReferenceError, check_coverage, load_reference, needs_reference
 
     value, base = config.option.synthcxr_reference, config.invocation_params.dir
     if value is None and config.getini("synthcxr_reference"):
@@ -218,7 +218,9 @@ def _reference(config: pytest.Config, loaded: Any) -> Any:
         if value is None:
             needs_reference(loaded.spec)
             return None
-        return load_reference(value, base, seed=loaded.spec.seed, max_images=loaded.spec.reference_samples, findings=loaded.spec.findings)
+        ref = load_reference(value, base, seed=loaded.spec.seed, max_images=loaded.spec.reference_samples, findings=loaded.spec.findings)
+        check_coverage(loaded.spec, ref)
+        return ref
     except ReferenceError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -459,3 +459,37 @@ def needs_reference(spec: Any) -> None:
     for section in NEEDS_REFERENCE:
         if getattr(spec, section, None):
             raise ReferenceError(ERR_NEEDS.format(section=section))
+
+
+ERR_COVERAGE = "synthcxr: reference {source}: {what} needs at least {least} reference image(s) {which}; it has {have}"
+
+
+def check_coverage(spec: Any, ref: ReferenceSet) -> None:
+    """Raise ReferenceError (one line) when the spec's comparisons need reference images the set
+    lacks: labelled positives per finding (and per sex x race for tpr-gap), images per subgroup."""
+    rec = ref.records
+    subgroups = [(s, r) for s in spec.subgroups.sex for r in spec.subgroups.race]
+
+    def need(what: str, least: int, which: str, have: int) -> None:
+        if have < least:
+            raise ReferenceError(ERR_COVERAGE.format(source=ref.source, what=what, least=least, which=which, have=have))
+
+    for v in spec.versus_real:
+        if v.metric not in ("tpr-drop", "tpr-gap"):
+            continue
+        for finding in v.findings or spec.findings:
+            positive = rec[label_column(finding)] == 1.0
+            need(f"versus_real {v.metric} for {finding}", 1, f"labelled {finding}", int(positive.sum()))
+            if v.metric == "tpr-gap":
+                for sex, race in subgroups:
+                    mask = positive & (rec["sex"] == sex) & (rec["race"] == race)
+                    need(f"versus_real tpr-gap for {finding}", 1, f"labelled {finding} of {race} {sex}", int(mask.sum()))
+    for f in spec.fidelity:
+        if "finding" in f.by:
+            for finding in f.findings or spec.findings:
+                need(f"fidelity by finding ({finding})", 2, f"labelled {finding}", int((rec[label_column(finding)] == 1.0).sum()))
+        if "subgroup" in f.by:
+            for sex, race in subgroups:
+                need("fidelity by subgroup", 2, f"of {race} {sex}", int(((rec["sex"] == sex) & (rec["race"] == race)).sum()))
+    if spec.fidelity or spec.memorization:
+        need("fidelity and memorization", 2, "in all", len(rec))

@@ -74,10 +74,14 @@ def _beside(table: Any, scores: Any, spec: Any, alpha: float) -> list[dict[str, 
             "synthetic": _rate(int((asked[column] > OPERATING_POINT).sum()), len(asked), alpha),
             "real": _rate(int((labelled[column] > OPERATING_POINT).sum()), len(labelled), alpha),
         }
+        # per subgroup: images whose prompt named it (a plain prompt leaves sex and race to the model)
+        named = asked[asked["named"].astype(bool)] if len(asked) else asked
+        per_group = named if len(named) else asked
+        row["tpr_groups_prompt"] = "named" if len(named) else "plain"
         groups = []
         for sex in spec.subgroups.sex:
             for race in spec.subgroups.race:
-                s = asked[(asked["sex"] == sex) & (asked["race"] == race)] if len(asked) else asked
+                s = per_group[(per_group["sex"] == sex) & (per_group["race"] == race)] if len(per_group) else per_group
                 r = labelled[(labelled["sex"] == sex) & (labelled["race"] == race)]
                 groups.append(
                     {
