@@ -2,12 +2,19 @@
 features and MS-SSIM values (memoised per sample), and hands checks a :class:`Versus` bundle.
 
 The audit session owns one :class:`Comparison`; checks stay pure functions of what it builds.
+With a cache folder, the reference set's judge scores and features are kept in
+``<cache>/reference/<key>.npz``, keyed by the reference's rows and image files (size and
+modification time), the judge's fingerprint, the feature extractor and the image size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -20,10 +27,12 @@ JUDGED_FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-r
 
 
 class Comparison:
-    def __init__(self, pool: Any, reference: Any = None, *, image_size: int | None = None) -> None:
+    def __init__(self, pool: Any, reference: Any = None, *, image_size: int | None = None, cache_dir: Path | None = None) -> None:
         self.pool = pool
         self.reference = reference  # a reference.ReferenceSet, or None (diversity needs none)
         self.image_size = image_size
+        self.cache_dir = Path(cache_dir) / "reference" if cache_dir is not None else None
+        self.cache_hits = 0
         self._ref_scores: Any = None
         self._ref_features: np.ndarray | None = None
         self._features: dict[tuple[str, int], np.ndarray] = {}
@@ -34,9 +43,38 @@ class Comparison:
 
     # -- reference side ---------------------------------------------------------------------------
 
+    @property
+    def size(self) -> int:
+        return int(self.image_size or getattr(self.pool.generator, "size", None) or 224)
+
     def reference_images(self) -> np.ndarray:
-        size = self.image_size or getattr(self.pool.generator, "size", None) or 224
-        return self.reference.images(size=int(size))
+        return self.reference.images(size=self.size)
+
+    def _cache_file(self, what: str, detail: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        blob = "\x1f".join([what, detail, self.reference.content_fingerprint, self.pool.judge.fingerprint, str(self.size)])
+        return self.cache_dir / f"{what}-{hashlib.sha256(blob.encode()).hexdigest()[:32]}.npy"
+
+    def _cached(self, what: str, detail: str, compute: Any) -> np.ndarray:
+        """compute() once per reference set, judge and image size (kept in the cache folder)."""
+        path = self._cache_file(what, detail)
+        if path is not None and path.is_file():
+            try:
+                value = np.load(path, allow_pickle=False)
+                if len(value) == len(self.reference):
+                    self.cache_hits += 1
+                    return value
+            except (OSError, ValueError):
+                pass  # unreadable: computed again and rewritten
+        value = np.asarray(compute(), dtype=np.float64)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(partial, "wb") as fh:
+                np.save(fh, value, allow_pickle=False)
+            os.replace(partial, path)  # atomic: parallel runs never read half a file
+        return value
 
     def reference_scores(self) -> Any:
         """The reference records with the judge's scores (p:<output>) beside the labels."""
@@ -44,8 +82,9 @@ class Comparison:
             import pandas as pd
 
             judge = self.pool.judge
-            scores = np.asarray(judge.predict(self.reference_images()), dtype=np.float64)
-            frame = pd.DataFrame(scores, columns=[score_column(o) for o in judge.outputs])
+            outputs = list(judge.outputs)
+            scores = self._cached("scores", ",".join(outputs), lambda: judge.predict(self.reference_images()))
+            frame = pd.DataFrame(scores, columns=[score_column(o) for o in outputs])
             self._ref_scores = pd.concat([self.reference.records.reset_index(drop=True), frame], axis=1)
         return self._ref_scores
 
@@ -58,7 +97,8 @@ class Comparison:
 
     def reference_features(self) -> np.ndarray:
         if self._ref_features is None:
-            self._ref_features = self.extractor()(self.reference_images())
+            extract = self.extractor()
+            self._ref_features = self._cached("features", str(self.feature_kind), lambda: extract(self.reference_images()))
         return self._ref_features
 
     # -- synthetic side ---------------------------------------------------------------------------

@@ -33,19 +33,22 @@ class FeatureError(Exception):
 
 def feature_extractor(judge: Any) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     """(description, function images -> float64 (N, d) features) for a judge; FeatureError if none."""
-    kind = type(judge).__name__
-    if kind == "JudgePanel":
+    from .judges.ensemble import JudgePanel
+    from .judges.phantom import PhantomJudge
+    from .judges.xrv import XRVJudge
+
+    if isinstance(judge, JudgePanel):
         for member in judge.members:
             try:
                 return feature_extractor(member)
             except FeatureError:
                 continue
-    elif kind == "PhantomJudge":
+    elif isinstance(judge, PhantomJudge):
         return "phantom judge penultimate layer", lambda images: _phantom_features(judge, images)
-    elif kind == "XRVJudge":
+    elif isinstance(judge, XRVJudge):
         what = "torchxrayvision " + ("ResNet pooled 2048-d" if judge.weights.startswith("resnet") else "DenseNet features2 1024-d")
         return f"{what} ({judge.weights})", lambda images: _xrv_features(judge, images)
-    raise FeatureError(ERR_NO_FEATURES.format(judge=getattr(judge, "name", kind)))
+    raise FeatureError(ERR_NO_FEATURES.format(judge=getattr(judge, "name", type(judge).__name__)))
 
 
 def _phantom_features(judge: Any, images: np.ndarray) -> np.ndarray:

@@ -100,6 +100,25 @@ class ReferenceSet:
         blob = self.records.to_csv(index=False).encode() + self.kind.encode()
         return hashlib.sha256(blob).hexdigest()
 
+    @property
+    def content_fingerprint(self) -> str:
+        """The rows plus what the pixels depend on: each image file's size and modification time
+        (phantom sets: the renderer's fingerprint and every prompt and seed)."""
+        digest = hashlib.sha256(self.fingerprint.encode())
+        if self.kind == "phantom":
+            from .generators.phantom import PhantomGenerator
+
+            digest.update(PhantomGenerator("phantom").fingerprint.encode())
+            digest.update(repr(self.phantom_prompts).encode())
+        else:
+            for name in self.records["image"]:
+                try:
+                    st = Path(name).stat()
+                    digest.update(f"{name}\x1f{st.st_size}\x1f{st.st_mtime_ns}\n".encode())
+                except OSError:
+                    digest.update(f"{name}\x1fmissing\n".encode())
+        return digest.hexdigest()
+
     def labels(self, finding: str) -> np.ndarray:
         """1.0 / 0.0 / NaN per row for one finding (NaN: uncertain or not labelled)."""
         column = label_column(finding)

@@ -122,7 +122,7 @@ class AuditSession:
         if self._comparison is None:
             from .comparison import Comparison
 
-            self._comparison = Comparison(self.pool, self.options.reference)
+            self._comparison = Comparison(self.pool, self.options.reference, cache_dir=self.options.cache_dir)
         return self._comparison
 
     def _table(self, check: Check, n: int) -> Any:
