@@ -149,17 +149,50 @@ def test_each_property_draws_pairs_that_differ_in_what_it_names(prop, attributes
             assert "Effusion" in a.negated and "Effusion" not in b.negated | set(b.findings)
             assert a.findings == b.findings and a.negated - {"Effusion"} == b.negated
             return
+        if prop == "laterality":  # asked on one side, against the same prompt without it
+            assert a.findings["Effusion"] == pair.before and pair.detail["checked"] == {"left": "right", "right": "left"}[pair.before]
+            assert "Effusion" not in b.findings and {**b.findings, "Effusion": pair.before} == dict(a.findings)
+            assert (a.sex, a.race, a.age, a.negated) == (b.sex, b.race, b.age, b.negated)
+            return
         assert set(a.findings) == set(b.findings) == {"Effusion"}  # the finding, and only it, asked in both
         if prop == "demographic-invariance":
             assert pair.attribute in attributes and a.sex and a.race
             assert [k for k in ("sex", "race", "age") if getattr(a, k) != getattr(b, k)] == [pair.attribute]
-        elif prop == "laterality":
-            assert a.findings["Effusion"] != b.findings["Effusion"] and (a.sex, a.race, a.age) == (b.sex, b.race, b.age)
         else:
             assert pair.attribute == "paraphrase" and pair.before != pair.after and a == b
 
     pairs()
     assert seen == ({"negation"} if prop == "negation" else set(attributes) if attributes else {prop.split("-")[0]})
+
+
+def test_the_judge_tells_the_side_of_a_phantom_effusion_from_mirrored_hemithoraces(synthcxr_judge):
+    from pytest_synthcxr.fuzz import PairedSampler
+    from pytest_synthcxr.generators.phantom import PhantomGenerator
+
+    sampler = PairedSampler(PhantomGenerator("phantom"), synthcxr_judge, 0)
+    k = synthcxr_judge.outputs.index("Effusion")
+    positive = {prompt: (sampler.side_scores(prompt, 12)[:, :, k] > 0.5).mean(axis=0) for prompt in ("Left pleural effusion.", "Right pleural effusion.", "No acute cardiopulmonary process.")}
+    assert positive["Left pleural effusion."][0] > 0.8 > 0.2 > positive["Left pleural effusion."][1]  # [patient's left, right]
+    assert positive["Right pleural effusion."][1] > 0.8 > 0.2 > positive["Right pleural effusion."][0]
+    assert positive["No acute cardiopulmonary process."].max() < 0.2
+
+
+def test_a_generator_drawing_the_wrong_side_fails_laterality(synthcxr_judge):
+    """Known answer: the phantom mirrored left-right puts every sided finding on the wrong side."""
+    from pytest_synthcxr.fuzz import PairedSampler, run_property
+    from pytest_synthcxr.generators.phantom import PhantomGenerator
+
+    class Mirrored(PhantomGenerator):
+        def generate(self, prompts, seeds):
+            return np.ascontiguousarray(super().generate(prompts, seeds)[..., ::-1])
+
+    check = FuzzCheck(name="x", samples=16, threshold=0.2, direction="max", prop="laterality", finding="Effusion", max_examples=5, negations=0)
+    outcome = run_property(check, PairedSampler(Mirrored("phantom"), synthcxr_judge, 0), confidence=0.95, seed=1)
+    assert outcome.falsified is not None, outcome.worst
+    pair, judged = outcome.falsified.pair, outcome.falsified.judged
+    asked = parse_prompt(pair.base.text).findings["Effusion"]
+    assert asked == pair.before and pair.detail["checked"] != asked and "Effusion" not in parse_prompt(pair.changed.text).findings
+    assert judged.comparison.difference.value > 0.8 and judged.comparison.mcnemar.only_b == 0
 
 
 # ---------------------------------------------------------------- through pytest (known answer)

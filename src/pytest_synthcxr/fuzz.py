@@ -27,6 +27,22 @@ from .stats import Estimate
 FUZZ_KEY = "fuzz"
 
 
+#: the patient's sides, in the order of PairedSampler.side_scores
+SIDES: tuple[str, str] = ("left", "right")
+
+
+def hemithoraces(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image made symmetric about its vertical midline from one half: (patient's left,
+    patient's right), so a judge's call on it says whether that hemithorax shows the finding.
+    Radiographic convention (PA/AP views): the patient's left is on the image's right."""
+    width = images.shape[-1]
+    half = width // 2
+    image_right, image_left = images[..., width - half :], images[..., :half]
+    patient_left = np.concatenate([image_right[..., ::-1], image_right], axis=-1)
+    patient_right = np.concatenate([image_left, image_left[..., ::-1]], axis=-1)
+    return np.ascontiguousarray(patient_left), np.ascontiguousarray(patient_right)
+
+
 class PairedSampler:
     """Judge scores of prompts on shared seeds: ``scores(prompt, n)`` is (n, len(judge.outputs))."""
 
@@ -37,6 +53,7 @@ class PairedSampler:
         self.batch_size = batch_size
         self.generated = 0
         self._scores: dict[str, np.ndarray] = {}  # prompt -> (n_so_far, K); NaN rows: invalid images
+        self._sides: dict[str, np.ndarray] = {}  # prompt -> (n_so_far, 2, K): patient's left, right hemithorax
 
     @property
     def prompts(self) -> int:
@@ -72,6 +89,36 @@ class PairedSampler:
     def probability(self, prompt: str, finding: str, n: int) -> np.ndarray:
         """The judge's score of `finding` on samples 0..n-1 (> 0.5: positive); NaN: invalid image."""
         return self.scores(prompt, n)[:, self.outputs.index(finding)]
+
+    def side_scores(self, prompt: str, n: int) -> np.ndarray:
+        """Judge scores of each hemithorax of samples 0..n-1, (n, 2, K): [:, 0] the patient's left,
+        [:, 1] the patient's right (see :func:`hemithoraces`); NaN rows: invalid images."""
+        k = len(self.outputs)
+        have = self._sides.get(prompt, np.empty((0, 2, k)))
+        if len(have) < n:
+            seeds = self.seeds(n)[len(have) :]
+            parts = [have]
+            for start in range(0, len(seeds), self.batch_size):
+                chunk = seeds[start : start + self.batch_size]
+                images = self.generator.generate([prompt] * len(chunk), chunk)
+                bad = invalid_mask(images)
+                rows = np.full((len(chunk), 2, k), np.nan)
+                if (~bad).any():
+                    for side, halves in enumerate(hemithoraces(images[~bad])):
+                        rows[~bad, side] = self.judge.predict(halves)
+                parts.append(rows)
+                self.generated += len(chunk)
+            have = np.concatenate(parts)
+            self._sides[prompt] = have
+        return have[:n]
+
+    def compare_side(self, prompt_a: str, prompt_b: str, finding: str, side: str, n: int, alpha: float = 0.05) -> PairedComparison:
+        """Like :meth:`compare`, on the judge's decisions about one hemithorax ("left" or "right":
+        the patient's) of each image."""
+        j, k = SIDES.index(side), self.outputs.index(finding)
+        a, b = self.side_scores(prompt_a, n)[:, j, k], self.side_scores(prompt_b, n)[:, j, k]
+        keep = ~(np.isnan(a) | np.isnan(b))
+        return compare_decisions(a[keep] > 0.5, b[keep] > 0.5, alpha)
 
     def compare(self, prompt_a: str, prompt_b: str, finding: str, n: int, alpha: float = 0.05) -> PairedComparison:
         """Paired decisions on `finding` of two prompts on the same n seeds (pairs where either
@@ -124,8 +171,16 @@ def pair_strategy(check: FuzzCheck) -> Any:
     if check.prop == "paraphrase-invariance":
         return cxr.counterfactual_pairs(attributes=("paraphrase",), **one)
     if check.prop == "laterality":
-        return cxr.counterfactual_pairs(attributes=("laterality",), **one)
+        return cxr.side_pairs(check.finding, max_findings=1, **common)
     raise ValueError(f"unknown fuzz property {check.prop!r}")
+
+
+def compare_pair(check: FuzzCheck, sampler: PairedSampler, pair: Any, alpha: float) -> PairedComparison:
+    """The pair's paired decisions on the finding: whole images, or (laterality) the hemithorax
+    opposite the requested side."""
+    if check.prop == "laterality":
+        return sampler.compare_side(pair.base.text, pair.changed.text, check.finding, pair.detail["checked"], check.samples, alpha)
+    return sampler.compare(pair.base.text, pair.changed.text, check.finding, check.samples, alpha)
 
 
 def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float, seed: int, database: Any = None) -> FuzzOutcome:
@@ -144,7 +199,7 @@ def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float,
 
     def holds(pair: Any) -> None:
         state["calls"] += 1
-        comparison = sampler.compare(pair.base.text, pair.changed.text, check.finding, check.samples, alpha)
+        comparison = compare_pair(check, sampler, pair, alpha)
         example = Example(pair, judge_example(check, comparison, confidence))
         worst = state["worst"]
         if worst is None or example.judged.score > worst.judged.score:
@@ -174,7 +229,7 @@ def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float,
     shown = falsified or state["worst"]
     overall = None
     if shown is not None:  # the same pairs (memoised) at the audit's confidence, for the report's tables
-        again = sampler.compare(shown.pair.base.text, shown.pair.changed.text, check.finding, check.samples, 1 - confidence)
+        again = compare_pair(check, sampler, shown.pair, 1 - confidence)
         overall = size_of(check, again.difference)
     return FuzzOutcome(check, falsified, state["worst"], state["calls"], alpha, overall, confidence)
 
@@ -211,6 +266,8 @@ def change_text(pair: Any) -> str:
     """What the pair changes, in words: "swapping race White -> Hispanic"."""
     if pair.attribute in ("sex", "race", "age"):
         return f"swapping {pair.attribute} {pair.before} -> {pair.after}"
+    if pair.attribute == "laterality" and "checked" in pair.detail:
+        return f"asking for {pair.detail['phrase']!r} (judged on the patient's {pair.detail['checked']} hemithorax)"
     if pair.attribute == "laterality":
         return f"moving it from {pair.before} to {pair.after}"
     if pair.attribute == "negation":

@@ -335,6 +335,29 @@ def negation_pairs(draw: st.DrawFn, finding: str, **kwargs: object) -> Counterfa
     return CounterfactualPair(with_negation, without, "negation", f"no {phrase}", "", {"finding": finding})
 
 
+@st.composite
+def side_pairs(draw: st.DrawFn, finding: str, **kwargs: object) -> CounterfactualPair:
+    """A prompt asking for `finding` on the patient's left or right ("left pleural effusion") and
+    the same prompt without it (attribute "laterality"; detail: the finding, its phrase and the
+    hemithorax to check, the other one). On the same seeds, the first must not show the finding
+    on the other side more often than the second. Other keyword arguments go to prompt_specs
+    (its findings never include `finding`)."""
+    if finding not in LATERAL_FINDINGS:
+        raise ValueError(f"{finding!r} is not drawn on one side; lateral findings: {sorted(LATERAL_FINDINGS)}")
+    others = [f for f in kwargs.pop("findings", FINDINGS) if f != finding]  # type: ignore[attr-defined]
+    without = draw(prompt_specs(findings=others, **kwargs))  # type: ignore[arg-type]
+    without = replace(without, negated=tuple((f, p) for f, p in without.negated if f != finding))
+    side = draw(st.sampled_from(("left", "right")))
+    mention = draw(mentions(finding, laterality=side, modifiers=bool(kwargs.get("modifiers", True))))
+    if mention.side != side:  # modifiers=False: a bare phrase; give it its side word only
+        mention = replace(mention, side=side, side_word=SIDE_WORDS[side][0], location=None)
+    index = draw(st.integers(0, len(without.mentions)))
+    with_side = replace(without, mentions=without.mentions[:index] + (mention,) + without.mentions[index:])
+    other = "right" if side == "left" else "left"
+    detail = {"finding": finding, "phrase": mention.text, "checked": other}
+    return CounterfactualPair(with_side, without, "laterality", side, "", detail)
+
+
 def _put(items: tuple[Mention, ...], index: int, item: Mention) -> tuple[Mention, ...]:
     return items[:index] + (item,) + items[index + 1 :]
 
@@ -352,4 +375,5 @@ __all__ = [
     "negation_pairs",
     "prompt_specs",
     "prompts",
+    "side_pairs",
 ]

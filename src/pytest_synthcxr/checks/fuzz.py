@@ -8,9 +8,12 @@ An example is a counterfactual prompt pair generated on the same ``samples`` see
 the property when the change of the judge's rate of the finding (A - B, paired decisions) is
 larger than ``delta`` *and* statistically supported: McNemar's exact test rejects "no change" at
 ``alpha / max_examples`` (Bonferroni over the examples the search may try, so a faithful model
-fails an item with probability at most about alpha). Two-sided properties (demographic,
-paraphrase and laterality invariance) compare |A - B| with delta; negation is one-sided: the
-prompt saying "no X" must not draw X more often than the same prompt without that clause.
+fails an item with probability at most about alpha). Two-sided properties (demographic and
+paraphrase invariance) compare |A - B| with delta; negation and laterality are one-sided: the
+prompt saying "no X" must not draw X more often than the same prompt without that clause, and
+the prompt asking for X on one side must not show X on the *other* hemithorax more often than
+the same prompt without X (the judge sees each hemithorax mirrored into a whole chest, see
+:func:`pytest_synthcxr.fuzz.hemithoraces`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .base import Check, Result
 
 Property = Literal["demographic-invariance", "negation", "paraphrase-invariance", "laterality"]
 PROPERTIES: tuple[str, ...] = ("demographic-invariance", "negation", "paraphrase-invariance", "laterality")
-TWO_SIDED = frozenset({"demographic-invariance", "paraphrase-invariance", "laterality"})
+TWO_SIDED = frozenset({"demographic-invariance", "paraphrase-invariance"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class FuzzCheck(Check):
             "demographic-invariance": f"change of the {self.finding} rate when {' or '.join(self.attributes)} is swapped",
             "negation": f"excess {self.finding} rate when the prompt says 'no {self.finding}'",
             "paraphrase-invariance": f"change of the {self.finding} rate when its wording is paraphrased",
-            "laterality": f"change of the {self.finding} rate when its side is swapped",
+            "laterality": f"excess {self.finding} rate on the hemithorax opposite the one the prompt asks for",
         }[self.prop]
         return f"{what} (paired, same seeds)"
 
@@ -97,7 +100,7 @@ def judge_example(check: FuzzCheck, comparison: PairedComparison, confidence: fl
     size = size_of(check, d)
     if check.prop in TWO_SIDED:
         supported = comparison.mcnemar.only_a + comparison.mcnemar.only_b > 0
-    else:  # negation: only more X with "no X" counts
+    else:  # negation, laterality: only more X with "no X" (on the wrong side) counts
         supported = comparison.mcnemar.only_a > comparison.mcnemar.only_b
     alpha = check.example_alpha(confidence)
     falsified = bool(d.n and size.value > check.threshold and supported and comparison.mcnemar.pvalue < alpha)
