@@ -52,6 +52,20 @@ samples = 12
 """
 
 
+def test_a_run_without_an_audit_imports_no_fuzzing_code(pytester):
+    """hypothesis and the fuzz modules load only when an audit with [[fuzz]] sections runs."""
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_modules():
+            loaded = [m for m in ("hypothesis", "pytest_synthcxr.fuzz", "pytest_synthcxr.fuzz_item", "pytest_synthcxr.strategies") if m in sys.modules]
+            assert loaded == []
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest").assert_outcomes(passed=1)
+
+
 # ---------------------------------------------------------------- spec expansion and errors
 
 
