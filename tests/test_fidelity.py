@@ -303,3 +303,26 @@ def test_judge_concerns_look_only_at_the_subgroups_judged() -> None:
     by_sex = judge_concerns(table, "Effusion", ((("sex", "female"),), (("sex", "male"),)), max_ece=1.0)
     assert by_sex and "male 24/40" in by_sex[0]
     assert judge_concerns(table, "Cardiomegaly") == []  # no such output: nothing to say
+
+
+def test_per_subgroup_distance_finds_the_one_subgroup_with_a_planted_fault(judge) -> None:
+    """A phantom that leaves out every requested finding when the prompt names Hispanic women (and
+    is faithful otherwise): only that sex x race cell's distance rises above its same-distribution
+    level."""
+    reference = load_reference("phantom:192", seed=0, findings=FINDINGS)  # 24 images per subgroup
+    faults = replace(PRESETS["phantom"], omission_named={"female/Hispanic": 1.0})
+    comparison = _comparison(PhantomGenerator("omits-hispanic-women", faults=faults), judge, reference)
+    outcome = {}
+    for sex, race in (("female", "Hispanic"), ("male", "White"), ("female", "White")):
+        subgroup = (("sex", sex), ("race", race))
+        cells = tuple(Cell(f, subgroup, True) for f in (*FINDINGS, None))
+        check = FrechetCheck(name=f"{sex}-{race}", samples=24, threshold=1e6, direction="max", population=cells, scope="subgroup", subgroup=subgroup, bootstrap=60, statistic="excess")
+        versus = comparison.versus(check, 24)
+        estimate = check.evaluate(versus, 0.95).estimate
+        (_, _, floor, p_same), = versus.memo.values()
+        outcome[(sex, race)] = (estimate, p_same, floor)
+    faulty, p_faulty, floor = outcome[("female", "Hispanic")]
+    assert faulty.low > 0.0 and faulty.value > floor and p_faulty < 0.05
+    for key in (("male", "White"), ("female", "White")):
+        estimate, p_same, _ = outcome[key]
+        assert estimate.low <= 0.0 <= estimate.high and p_same > 0.05
