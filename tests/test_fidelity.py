@@ -37,7 +37,7 @@ N = 16  # samples per cell: 64 synthetic images
 # ------------------------------------------------------------------------------------ numerics
 
 
-@pytest.mark.parametrize(("n", "d"), [(30, 50), (80, 6)])  # fewer images than dimensions, and more
+@pytest.mark.parametrize(("n", "d"), [(30, 50), (80, 6), (50, 50)])  # fewer images than dimensions, more, as many
 def test_frechet_distance_matches_scipy_sqrtm(n: int, d: int) -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(size=(n, d)) @ rng.normal(size=(d, d))

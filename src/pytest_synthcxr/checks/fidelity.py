@@ -3,12 +3,13 @@ feature space (Frechet distance, nearest-neighbour cosine similarity) and in pix
 between images of the same prompt). Pure functions of a :class:`~.reference.Versus` bundle:
 features and MS-SSIM values are computed before (no torch here).
 
-Frechet distance: ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2). With fewer images than
-feature dimensions (the usual case: 1024-d xrv features), tr sqrt(S1 S2) equals the nuclear norm of
-A^T B / sqrt((n1 - 1)(n2 - 1)) for the centred feature matrices A, B (the nonzero eigenvalues of
-S1 S2 are the squared singular values of that n1 x n2 matrix): an SVD of a small matrix, exact,
-and fast enough to bootstrap. Otherwise scipy.linalg.sqrtm on the d x d product (clean-fid's
-computation). Both are tested against each other.
+Frechet distance: ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2). For centred feature rows
+X (n1 x d) and Y (n2 x d), the nonzero eigenvalues of S1 S2 are the squared singular values of
+X Y^T / sqrt((n1 - 1)(n2 - 1)), so tr sqrt(S1 S2) is that matrix's nuclear norm (numpy's SVD):
+exact, and fast enough to bootstrap. With fewer images than dimensions (the usual case: 1024-d
+xrv features) X Y^T is small; otherwise the same singular values come from R_X R_Y^T, the
+product of the two QR factors (d x d). Tests check both against scipy.linalg.sqrtm on the d x d
+covariance product (clean-fid's computation), which is also about twice as slow.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = len(a) - 1, len(b) - 1
     trace_a, trace_b = float((ca * ca).sum()) / na, float((cb * cb).sum()) / nb
     if min(len(a), len(b)) <= a.shape[1]:
-        cross = float(np.linalg.norm(ca @ cb.T, ord="nuc")) / np.sqrt(na * nb)
-    else:
-        cross = _trace_sqrt_product(np.cov(a, rowvar=False), np.cov(b, rowvar=False))
+        cross = float(np.linalg.norm(ca @ cb.T, ord="nuc"))
+    else:  # more images than dimensions: the same singular values from the two QR factors (d x d)
+        cross = float(np.linalg.norm(np.linalg.qr(ca, mode="r") @ np.linalg.qr(cb, mode="r").T, ord="nuc"))
+    cross /= np.sqrt(na * nb)
     return max(0.0, float(mu @ mu) + trace_a + trace_b - 2.0 * cross)
 
 
