@@ -13,7 +13,8 @@ def test_plan_counts_shared_cells_once():
     # small.toml: 2 findings + normal, sex x race = 4 subgroups, 60 per cell; plain cells are
     # shared by bias (plain), validity, uncertainty, hallucination; named Effusion cells add 4
     assert total == (3 * 4 + 4) * 60
-    assert rows[0].looks == (16, 32, 60)
+    assert rows[0].looks == (16, 24, 36, 54, 60)  # bias: confidence sequences, rounds grow 1.5x
+    assert next(r for r in rows if r.check.startswith("uncertainty")).looks == (16, 32, 60)  # alpha split: doubling
     fixed_rows, _ = plan(checks, sequential=False, first_round=16)
     assert fixed_rows[0].looks == (60,)
     lines = format_plan(rows, total, images_per_second=16.0)
@@ -42,6 +43,6 @@ def test_plan_shows_the_power_based_size_beside_the_budget():
 def test_plan_option_generates_nothing(pytester):
     pytester.makefile(".toml", synthcxr=SMALL.read_text())
     result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-plan", "-k", "hallucination")
-    result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60          20  16, 32, 60", "at most 720 distinct images*"])
+    result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60          20  16, 24, 36, 54, 60", "at most 720 distinct images*"])
     assert result.ret == 0
     assert "passed" not in result.stdout.str()

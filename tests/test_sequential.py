@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pytest_synthcxr import stats
-from pytest_synthcxr.checks.base import Result
-from pytest_synthcxr.sequential import adjust, more_samples_note, rounds
+from pytest_synthcxr.checks.base import ANYTIME_GROWTH, Result
+from pytest_synthcxr.sequential import adjust, more_samples_note, rounds, schedule
 from pytest_synthcxr.stats import Estimate
 
 RUNS = 1000
@@ -18,6 +18,24 @@ def test_rounds_double_up_to_the_budget():
     assert rounds(16, 200) == [16, 32, 64, 128, 200]
     assert rounds(16, 128) == [16, 32, 64, 128]
     assert rounds(50, 20) == [20]
+    # checks decided by a confidence sequence look more often: 16, ceil(16 x 1.5) = 24, 36, 54, 81, 122, 183, budget
+    assert rounds(16, 200, 1.5) == [16, 24, 36, 54, 81, 122, 183, 200]
+    assert rounds(2, 5, 1.1) == [2, 3, 4, 5]  # always at least one more sample per look
+
+
+def test_each_check_has_its_schedule():
+    from pytest_synthcxr.cells import Cell
+    from pytest_synthcxr.checks.hallucination import HallucinationCheck
+    from pytest_synthcxr.checks.uncertainty import UncertaintyCheck
+    from pytest_synthcxr.checks.validity import ValidityCheck
+
+    cells = (Cell(None, (("sex", "female"),), False),)
+    rate = HallucinationCheck(name="x", samples=100, threshold=0.1, direction="max", population=cells)
+    mean = UncertaintyCheck(name="x", samples=100, threshold=0.1, direction="max", population=cells)
+    area = ValidityCheck(name="x", samples=100, threshold=0.9, direction="min", metric="auroc", population=cells)
+    assert schedule(rate, 16, sequential=True) == [16, 24, 36, 54, 81, 100]
+    assert schedule(mean, 16, sequential=True) == schedule(area, 16, sequential=True) == [16, 32, 64, 100]  # alpha split over looks
+    assert schedule(rate, 16, sequential=False) == [100]
 
 
 def test_beta_binomial_cs_is_wider_than_wilson_and_contains_the_mle():
@@ -37,10 +55,11 @@ def test_beta_binomial_cs_boundary_is_where_the_martingale_crosses():
         assert log_m == pytest.approx(math.log(20), abs=1e-6)
 
 
-def sequential_run(rng, p, threshold, budget=1024, first=16, alpha=0.05):
-    """Sample Bernoulli(p) in rounds, stop when the CS is on one side of an upper limit."""
+def sequential_run(rng, p, threshold, budget=1024, first=16, alpha=0.05, growth=ANYTIME_GROWTH):
+    """Sample Bernoulli(p) in the rounds the plugin uses for rates, stop when the CS is on one side
+    of an upper limit."""
     draws = rng.random(budget) < p
-    for n in rounds(first, budget):
+    for n in rounds(first, budget, growth):
         low, high = stats.beta_binomial_cs(int(draws[:n].sum()), n, alpha, stats.threshold_prior(threshold))
         outcome = stats.verdict(Estimate(draws[:n].mean(), low, high, n), threshold, "max")
         if outcome != "inconclusive":

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .checks.base import Check
-from .sequential import rounds
+from .sequential import schedule
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def plan(
             c.nodename,
             len(set(c.cells())),
             c.samples,
-            tuple(rounds(first_round, c.samples) if sequential else [c.samples]),
+            tuple(schedule(c, first_round, sequential)),
             c.power_samples(alpha, power, margin),
         )
         for c in checks

@@ -20,13 +20,21 @@ from .stats import IntervalKind, verdict
 Correction = Literal["holm", "bh", "none"]
 
 
-def rounds(first: int, budget: int) -> list[int]:
-    """Samples per cell at each look: first, 2 first, 4 first, ... and the budget itself."""
+def rounds(first: int, budget: int, growth: float = 2.0) -> list[int]:
+    """Samples per cell at each look: first, then each look `growth` times the last (rounded up),
+    and the budget itself. growth 2: first, 2 first, 4 first, ..."""
     looks, n = [], max(1, min(first, budget))
     while n < budget:
         looks.append(n)
-        n *= 2
+        n = max(n + 1, math.ceil(n * growth))
     return looks + [budget]
+
+
+def schedule(check: Check, first_round: int, sequential: bool) -> list[int]:
+    """The check's planned looks: rounds growing by the check's own factor (finer for checks
+    decided by a confidence sequence, which may look as often as they like; doubling for checks
+    that split alpha over their looks), or the whole budget at once with fixed sampling."""
+    return rounds(first_round, check.samples, check.round_growth()) if sequential else [check.samples]
 
 
 def run_check(
@@ -37,16 +45,16 @@ def run_check(
     A pass stops sampling at once; a fail stops early only when it holds at alpha / items (so it
     survives the fail-side correction across `items`), otherwise sampling goes on.
     """
-    schedule = rounds(first_round, check.samples) if sequential else [check.samples]
+    looks = schedule(check, first_round, sequential)
     interval: IntervalKind = "anytime" if sequential else "fixed"
     strict_alpha = (1 - confidence) / max(items, 1)
-    for look, n in enumerate(schedule):
+    for look, n in enumerate(looks):
         table = table_of(check, n)
-        result = check.evaluate(table, confidence, interval=interval, looks=len(schedule))
-        if result.verdict == "pass" or look == len(schedule) - 1:
+        result = check.evaluate(table, confidence, interval=interval, looks=len(looks))
+        if result.verdict == "pass" or look == len(looks) - 1:
             break
         if result.verdict == "fail":
-            strict = check.decide(table, strict_alpha, interval, len(schedule))
+            strict = check.decide(table, strict_alpha, interval, len(looks))
             if verdict(strict, check.threshold, check.direction) == "fail":
                 break
     result = replace(result, samples=n, budget=check.samples)
@@ -136,6 +144,6 @@ def run_all(
             continue
         raw[check.nodename] = result
         if result.verdict == "fail":
-            looks = len(rounds(first_round, check.samples)) if sequential else 1
+            looks = len(schedule(check, first_round, sequential))
             p_fail[check.nodename] = fail_p_value(check, table, confidence, interval, looks)
     return adjust(raw, p_fail, confidence, correction)

@@ -15,6 +15,12 @@ from ..stats import Direction, Estimate, IntervalKind, JudgeAccuracy, Outcome, v
 #: Judge calls are "positive" above the calibrated operating point, which judges map to 0.5.
 OPERATING_POINT = 0.5
 
+#: growth of the sequential rounds of checks decided by a confidence sequence (valid at every
+#: look, so looking more often costs nothing but overshoot; benchmarks/sequential_vs_fixed.py)
+ANYTIME_GROWTH = 1.5
+#: growth for checks that split alpha over their planned looks (fewer looks, less splitting)
+SPLIT_GROWTH = 2.0
+
 SMALL_DENOMINATOR = "only {n} {what} behind the estimate (min_denominator {min}): too few to pass"
 
 
@@ -155,6 +161,10 @@ class Check:
         """Estimate with its interval at level 1 - alpha; `looks` planned looks share alpha where
         no confidence sequence exists (AUROC, means)."""
         raise NotImplementedError
+
+    def round_growth(self) -> float:
+        """Sequential rounds grow by this factor: checks split alpha over their looks by default."""
+        return SPLIT_GROWTH
 
     def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
         """Samples per cell a fixed-sample design needs to decide this check with `power` when the

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from ..cells import Cell
 from ..stats import IntervalKind, difference_samples, gap, largest_difference, ratio
-from .base import Check, Measured, group_rate, label, positives
+from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
 
 Metric = Literal["tpr", "sr"]
 Statistic = Literal["gap", "ratio", "deviation", "prompt-effect"]
@@ -56,6 +56,9 @@ class BiasCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         modes = (False, True) if self.statistic == "prompt-effect" else (self.named,)
         return tuple(c for named in modes for g in self.subgroups for c in self._cells_of(g, named))
+
+    def round_growth(self) -> float:
+        return ANYTIME_GROWTH  # confidence sequences decide every statistic
 
     def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
         """Per subgroup, a two-rate difference exceeding its bound by `margin`, at the alpha each

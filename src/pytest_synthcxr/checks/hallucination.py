@@ -9,7 +9,7 @@ from typing import Any
 
 from ..cells import Cell
 from ..stats import IntervalKind, corrected_proportion, flagged_center, proportion, proportion_samples
-from .base import Check, Measured, group_rate, label, positives
+from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class HallucinationCheck(Check):
 
     def cells(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.population if c.finding != self.probe)
+
+    def round_growth(self) -> float:
+        return ANYTIME_GROWTH  # a confidence sequence decides
 
     def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
         # the rate pools every cell's images

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from ..cells import Cell
 from ..stats import IntervalKind, auroc, corrected_proportion, flagged_center, proportion, proportion_samples
-from .base import OPERATING_POINT, Check, Measured, rows, score_column
+from .base import ANYTIME_GROWTH, OPERATING_POINT, SPLIT_GROWTH, Check, Measured, rows, score_column
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class ValidityCheck(Check):
 
     def cells(self) -> tuple[Cell, ...]:
         return self.population
+
+    def round_growth(self) -> float:
+        return SPLIT_GROWTH if self.metric == "auroc" else ANYTIME_GROWTH  # AUROC splits alpha over looks
 
     def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
         if self.metric == "auroc":
