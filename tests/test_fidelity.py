@@ -326,3 +326,28 @@ def test_per_subgroup_distance_finds_the_one_subgroup_with_a_planted_fault(judge
     for key in (("male", "White"), ("female", "White")):
         estimate, p_same, _ = outcome[key]
         assert estimate.low <= 0.0 <= estimate.high and p_same > 0.05
+
+
+def test_stratified_mean_difference() -> None:
+    from pytest_synthcxr.checks.reference import stratified_mean_difference
+
+    x, y = np.array([0.1, 0.2, 0.4, 0.3, 0.25]), np.array([0.05, 0.1, 0.0, 0.12])
+    one = stratified_mean_difference([(1.0, x, y)], 0.05)
+    welch = mean_difference(x, y, 0.05)
+    assert (one.value, one.low, one.high) == pytest.approx((welch.value, welch.low, welch.high))
+    # two strata with equal within-stratum means on both sides: no difference, whatever the mix
+    rng = np.random.default_rng(5)
+    high_s, low_s = rng.normal(0.6, 0.05, 30), rng.normal(0.1, 0.05, 170)
+    high_r, low_r = rng.normal(0.6, 0.05, 120), rng.normal(0.1, 0.05, 80)  # real: other prevalence
+    mixed = mean_difference(np.r_[high_s, low_s], np.r_[high_r, low_r], 0.05)
+    assert mixed.high < -0.1  # the plain difference mistakes prevalence for uncertainty
+    strat = stratified_mean_difference([(0.15, high_s, high_r), (0.85, low_s, low_r)], 0.05)
+    assert strat.low <= 0.0 <= strat.high and strat.high - strat.low < 0.05
+    # by hand: weights 0.5/0.5, variances known
+    a1, b1, a2, b2 = np.array([1.0, 3.0]), np.array([0.0, 2.0]), np.array([2.0, 4.0, 6.0]), np.array([1.0, 1.0, 4.0])
+    e = stratified_mean_difference([(0.5, a1, b1), (0.5, a2, b2)], 0.05)
+    assert e.value == pytest.approx(0.5 * 1.0 + 0.5 * 2.0)
+    v = [0.25 * 2 / 2, 0.25 * 2 / 2, 0.25 * 4 / 3, 0.25 * 3 / 3]
+    df = sum(v) ** 2 / (v[0] ** 2 / 1 + v[1] ** 2 / 1 + v[2] ** 2 / 2 + v[3] ** 2 / 2)
+    half = scipy_stats.t.ppf(0.975, df) * np.sqrt(sum(v))
+    assert (e.low, e.high) == pytest.approx((1.5 - half, 1.5 + half))

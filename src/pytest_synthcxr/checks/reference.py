@@ -55,6 +55,32 @@ def mean_difference(x: np.ndarray, y: np.ndarray, alpha: float) -> Estimate:
     return Estimate(value, float(low), float(high), int(x.size + y.size))
 
 
+def stratified_mean_difference(strata: Sequence[tuple[float, np.ndarray, np.ndarray]], alpha: float) -> Estimate:
+    """sum_s w_s (mean(x_s) - mean(y_s)) over strata (w_s, x_s, y_s), with a t interval whose
+    variance is sum_s w_s^2 (var x_s / n + var y_s / m) and whose degrees of freedom follow
+    Welch-Satterthwaite. One stratum of weight 1 is Welch's interval exactly."""
+    from scipy import stats
+
+    value, variance, df_den, n = 0.0, 0.0, 0.0, 0
+    for w, x, y in strata:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        n += int(x.size + y.size)
+        if w == 0.0:
+            continue
+        if x.size < 2 or y.size < 2:
+            return Estimate(float("nan"), float("nan"), float("nan"), n)
+        value += w * (x.mean() - y.mean())
+        for sample in (x, y):
+            v = w * w * sample.var(ddof=1) / sample.size
+            variance += v
+            df_den += v * v / (sample.size - 1)
+    if variance == 0.0:
+        return Estimate(float(value), float(value), float(value), n)
+    df = variance * variance / df_den
+    half = float(stats.t.ppf(1 - alpha / 2, df)) * np.sqrt(variance)
+    return Estimate(float(value), float(value - half), float(value + half), n)
+
+
 def _positive(scores: Any) -> np.ndarray:
     return np.asarray(scores, dtype=float) > OPERATING_POINT
 
@@ -112,9 +138,19 @@ class VersusRealCheck(Check):
         if column not in ref:
             raise ValueError(f"{self.nodename}: the judge has no output {self.finding!r}")
         if self.metric == "uncertainty":
+            # like for like: images with the finding (synthetic: asked for it; real: labelled with
+            # it) and without, each compared within its stratum, weighted by the synthetic mix
             s, r = binary_entropy(syn[column].to_numpy()), binary_entropy(ref[column].to_numpy())
-            estimate = mean_difference(s, r, alpha)
-            return Measured(estimate, f"synthetic {s.mean():.3f} (n={s.size}) vs real {r.mean():.3f} (n={r.size})")
+            asked = (syn["finding"] == self.finding).to_numpy()
+            label = ref[f"y:{self.finding}"].to_numpy(dtype=float) if f"y:{self.finding}" in ref else np.full(len(ref), np.nan)
+            strata = [(float(asked.mean()), s[asked], r[label == 1.0]), (float(1 - asked.mean()), s[~asked], r[label == 0.0])]
+            estimate = stratified_mean_difference(strata, alpha)
+            if not np.isfinite(estimate.value):  # a stratum too small on one side: the plain difference
+                estimate = mean_difference(s, r, alpha)
+                how = "unstratified"
+            else:
+                how = f"stratified by the finding, weights {strata[0][0]:.2f}/{strata[1][0]:.2f}"
+            return Measured(estimate, f"synthetic {s.mean():.3f} (n={s.size}) vs real {r.mean():.3f} (n={r.size}); {how}")
         if self.metric == "hallucination":
             cs, ns = int(_positive(syn[column]).sum()), len(syn)
             cr, nr = int(_positive(ref[column]).sum()), len(ref)
