@@ -208,3 +208,34 @@ def test_corrected_hallucination_rate_covers_the_planted_42_percent(pytester):
     flagged = round(item["estimate"] * item["n"])
     wrong = stats.corrected_proportion(flagged, item["n"], stats.JudgeAccuracy(judge.tp, judge.fn, 700, 300))
     assert not wrong.low <= planted <= wrong.high
+
+
+# ----------------------------------------------------------------------------- differences
+
+
+def test_corrected_difference_hand_computed():
+    # raw gap 0.2 [0.1, 0.3]; se 90/100 and sp 95/100 at alpha / 6 (z = 2.63826): Wilson
+    # se [0.793135, 0.954805], sp [0.857879, 0.983554], so J = se + sp - 1 in [0.651014, 0.938359];
+    # corrected 0.2 / 0.85 = 0.235294 in [0.1 / 0.938359, 0.3 / 0.651014] = [0.106569, 0.460819]
+    e = stats.corrected_difference(stats.Estimate(0.2, 0.1, 0.3, 50), JUDGE)
+    assert e.value == pytest.approx(0.235294, abs=1e-6) and e.n == 50
+    assert (e.low, e.high) == pytest.approx((0.106569, 0.460819), abs=1e-6)
+    # a raw interval reaching below 0 starts at 0; a judge that may be no better than chance: up to 1
+    assert stats.corrected_difference(stats.Estimate(0.05, -0.02, 0.12, 50), JUDGE).low == 0.0
+    assert stats.corrected_difference(stats.Estimate(0.05, 0.01, 0.12, 50), stats.JudgeAccuracy(6, 4, 6, 4)).high == 1.0
+
+
+def test_tpr_gap_is_corrected_beside_the_raw_one():
+    judge = stats.JudgeAccuracy(tp=800, fn=200, tn=900, fp=100)
+    check = BiasCheck(
+        name="x", samples=100, threshold=0.2, direction="max", finding="Effusion", subgroups=(F, H), named=True, judge_accuracy=judge
+    )
+    t = table({Cell("Effusion", F, True): calls(80, 100), Cell("Effusion", H, True): calls(60, 100)}, "Effusion")
+    result = check.evaluate(t, 0.95)
+    assert result.estimate == stats.gap([80, 60], [100, 100], 0.05)  # raw gap 0.2 decides by default
+    raw_third = stats.gap([80, 60], [100, 100], 0.05 / 3)
+    expected = stats.corrected_difference(raw_third, judge, 0.05)
+    assert (result.corrected.low, result.corrected.high) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    assert result.corrected.value == pytest.approx(0.2 / 0.7)  # J = 0.8 + 0.9 - 1: the raw gap understates the truth
+    ratio_check = BiasCheck(**{**check.__dict__, "statistic": "ratio", "threshold": 0.5, "direction": "min"})
+    assert ratio_check.evaluate(t, 0.95).corrected is None  # ratios are not corrected

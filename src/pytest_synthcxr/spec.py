@@ -200,7 +200,7 @@ class AuditSpec(_Section):
     batch_size: int = Field(default=64, ge=1, le=4096)
     findings: list[Finding] = Field(default_factory=lambda: list(FINDINGS), min_length=1)
     inconclusive: Literal["fail", "xfail", "skip", "warn"] = "fail"
-    #: sequential: rounds of first_round, 2x, 4x ... up to the budget, stopping when decided, with
+    #: sequential: rounds of first_round, then 1.5x (rates) or 2x (AUROC, entropy) per look up to the budget, stopping when decided, with
     #: anytime-valid intervals; fixed: every check spends its whole budget, fixed-sample intervals
     sampling: Literal["sequential", "fixed"] = "sequential"
     first_round: int = Field(default=16, ge=2, le=1_000_000)

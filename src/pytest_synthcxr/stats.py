@@ -328,3 +328,23 @@ def mean_samples(margin: float, alpha: float = 0.05, power: float = 0.9, sd: flo
 
     n = NormalIndPower().solve_power(effect_size=margin / sd, nobs1=None, alpha=alpha, power=power, ratio=0, alternative="larger")
     return int(math.ceil(n))
+
+
+def corrected_difference(raw: Estimate, accuracy: JudgeAccuracy, alpha: float = 0.05) -> Estimate:
+    """Judge-error corrected size of a difference of rates (a gap, or |p1 - p2|), for a judge whose
+    sensitivity and specificity are the same in every group compared (non-differential error).
+
+    Each corrected rate is (p + sp - 1) / J with J = se + sp - 1, so differences scale by 1 / J:
+    the raw difference understates the true one. `raw` must hold at level 1 - 2 alpha / 3 (its
+    interval computed at alpha / 3); se and sp take alpha / 6 each, so J lies in
+    [se_low + sp_low - 1, se_high + sp_high - 1] and everything holds together with probability
+    >= 1 - alpha. The interval is [raw low / J high, raw high / J low], clipped to [0, 1]; where J
+    may be <= 0 its upper end is 1.
+    """
+    (se_low, se_high), (sp_low, sp_high) = accuracy.intervals(alpha / 6)
+    j_hat = accuracy.sensitivity + accuracy.specificity - 1.0
+    j_low, j_high = se_low + sp_low - 1.0, se_high + sp_high - 1.0
+    value = min(1.0, raw.value / j_hat) if j_hat > 0 and math.isfinite(raw.value) else math.nan
+    low = min(1.0, max(0.0, raw.low) / j_high) if j_high > 0 else 0.0
+    high = min(1.0, raw.high / j_low) if j_low > 0 else 1.0
+    return Estimate(value, low, max(high, low), raw.n)

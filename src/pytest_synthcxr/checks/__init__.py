@@ -54,6 +54,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             named=bool(named),
                             all_findings=tuple(spec.findings),
                             baseline_margin=(entry.max_decrease if entry.statistic == "ratio" else entry.max_increase) if entry.relative_to_baseline else None,
+                            **(judged(finding) if entry.statistic != "ratio" else {}),  # type: ignore[arg-type]
                         )
                     )
     for v in spec.validity:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..cells import Cell
-from ..stats import IntervalKind, difference_samples, gap, largest_difference, ratio
+from ..stats import IntervalKind, corrected_difference, difference_samples, gap, largest_difference, ratio
 from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
 
 Metric = Literal["tpr", "sr"]
@@ -70,6 +70,15 @@ class BiasCheck(Check):
         return math.ceil(per_group / len(self._cells_of(self.subgroups[0], self.named)))
 
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
+        """The statistic at level 1 - alpha and, where the spec gives the judge's accuracy, its
+        judge-error corrected size (differences only: ratios are left uncorrected)."""
+        raw = self._measure_raw(table, alpha, interval)
+        if self.judge_accuracy is None or self.statistic == "ratio":
+            return raw
+        third = self._measure_raw(table, alpha / 3, interval).estimate
+        return replace(raw, corrected=corrected_difference(third, self.judge_accuracy, alpha))
+
+    def _measure_raw(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
         if self.statistic == "prompt-effect":
             return self._prompt_effect(table, alpha, interval)
         counts = [positives(table, self._cells_of(g, self.named), self.finding) for g in self.subgroups]
