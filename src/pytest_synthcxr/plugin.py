@@ -28,6 +28,7 @@ FAMILY_MARKERS = {
     "fidelity": "Frechet distance of judge features, synthetic vs reference",
     "diversity": "MS-SSIM between images of the same prompt",
     "memorization": "synthetic images nearly identical to a reference image",
+    "demographic": "does the image show the sex / race its prompt named (attribute judges)",
     "fuzz": "property-based prompt fuzzing (hypothesis search over counterfactual prompt pairs)",
 }
 AUDIT_KEY = pytest.StashKey["AuditSession"]()

@@ -4,6 +4,8 @@
     [[tool.synthcxr.fidelity]]      Frechet distance on judge features (overall, per finding, per subgroup)
     [[tool.synthcxr.diversity]]     MS-SSIM between images of the same prompt
     [[tool.synthcxr.memorization]]  share of synthetic images nearly identical to a reference image
+    [[tool.synthcxr.demographic]]   share of images showing the sex / race their prompt named
+                                    (needs an attribute judge, not a reference set)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ Probe = Literal[PROBES + FINDINGS]  # type: ignore[valid-type]
 Samples = Field(default=None, ge=2, le=1_000_000)
 
 #: spec keys of these sections (each a table or an array of tables)
-SECTIONS = ("versus_real", "fidelity", "diversity", "memorization")
+SECTIONS = ("versus_real", "fidelity", "diversity", "memorization", "demographic")
 #: sections that need a reference set
 NEEDS_REFERENCE = ("versus_real", "fidelity", "memorization")
 
@@ -74,4 +76,12 @@ class MemorizationSpec(_Section):
 
     similarity: float = Field(default=0.995, gt=0.0, le=1.0)
     max_rate: float = Field(ge=0.0, le=1.0)
+    samples: int | None = Samples
+
+
+class DemographicSpec(_Section):
+    """Share of images (prompts naming sex and race) whose predicted attribute matches the prompt."""
+
+    attribute: Literal["sex", "race"]
+    min_agreement: float = Field(ge=0.0, le=1.0)
     samples: int | None = Samples

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .modelspec import JudgeSpec, ModelSpec
 from .refspec import SECTIONS as REFERENCE_SECTIONS
-from .refspec import DiversitySpec, FidelitySpec, MemorizationSpec, VersusRealSpec
+from .refspec import DemographicSpec, DiversitySpec, FidelitySpec, MemorizationSpec, VersusRealSpec
 from .vocabulary import FINDINGS, LATERAL_FINDINGS, PROBES, RACES, SEXES
 
 Finding = Literal[FINDINGS]  # type: ignore[valid-type]
@@ -230,6 +230,7 @@ class AuditSpec(_Section):
     fidelity: list[FidelitySpec] = Field(default_factory=list)
     diversity: list[DiversitySpec] = Field(default_factory=list)
     memorization: list[MemorizationSpec] = Field(default_factory=list)
+    demographic: list[DemographicSpec] = Field(default_factory=list)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
 

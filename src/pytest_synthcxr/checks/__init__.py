@@ -12,7 +12,7 @@ from .reference import build_reference_checks
 from .uncertainty import UncertaintyCheck
 from .validity import ValidityCheck
 
-FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-real", "fidelity", "diversity", "memorization")
+FAMILIES = ("bias", "validity", "uncertainty", "hallucination", "versus-real", "fidelity", "diversity", "memorization", "demographic")
 
 
 def build_checks(spec: AuditSpec) -> list[Check]:

@@ -354,6 +354,20 @@ def build_reference_checks(spec: Any, population: tuple[Cell, ...], full_grid: l
                     population=population,
                 )
             )
+    for d in getattr(spec, "demographic", ()):
+        from .demographic import DemographicCheck
+
+        named = tuple(Cell(x, g, True) for g in full_grid for x in (*spec.findings, None))
+        checks.append(
+            DemographicCheck(
+                name=f"{d.attribute}-agreement",
+                samples=d.samples or spec.samples_per_cell,
+                threshold=d.min_agreement,
+                direction="min",
+                attribute=d.attribute,
+                population=named,
+            )
+        )
     for m in spec.memorization:
         checks.append(
             MemorizationCheck(
