@@ -197,12 +197,23 @@ def test_corrected_hallucination_rate_covers_the_planted_42_percent(pytester):
     judge = phantom_covid_accuracy()
     assert judge.tp + judge.fn > 30 and judge.tn + judge.fp > 30
     pytester.makefile(".toml", synthcxr=KNOWN.format(tp=judge.tp, fn=judge.fn, tn=judge.tn, fp=judge.fp))
-    result = pytester.runpytest("--synthcxr-model=phantom-biased", "--synthcxr-json=out.json", "--synthcxr-no-cache", "-p", "no:cacheprovider")
-    item = json.loads((pytester.path / "out.json").read_text())["items"][0]
+    result = pytester.runpytest(
+        "--synthcxr-model=phantom-biased", "--synthcxr-json=out.json", "--synthcxr-report=out.html", "--synthcxr-no-cache", "-p", "no:cacheprovider"
+    )
+    data = json.loads((pytester.path / "out.json").read_text())
+    item = data["items"][0]
     corrected = item["judge_corrected"]
     assert corrected["decides"] and item["verdict"] == "fail"
     assert corrected["low"] <= planted <= corrected["high"]
     result.stdout.fnmatch_lines(["*verdict on the judge-corrected*"])
+    # the report: schema-valid JSON, the corrected rate and the plan's size beside the raw rate and budget
+    assert item["planned_per_cell"] == 58  # proportion_samples(0.05, 0.05) = 232 over 4 cells (Effusion and normal x 2 subgroups)
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_synthcxr.report import load_schema
+
+    jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)
+    html = (pytester.path / "out.html").read_text()
+    assert f"judge-corrected {corrected['estimate']:.3f}" in html and "(decides)" in html and "plan 58 per cell" in html
     # the same flagged count through a judge claimed to have specificity 0.7 (and the measured
     # sensitivity): the corrected interval no longer covers the planted rate
     flagged = round(item["estimate"] * item["n"])
