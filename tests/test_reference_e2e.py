@@ -34,8 +34,22 @@ def test_audit_with_a_phantom_reference(pytester, model):
     assert sum(entropy["Effusion"]["counts_asked"]) == judge["Effusion"]["positives"]
     html = (pytester.path / "out.html").read_text()
     assert "[tool.synthcxr.judge_error.Effusion]\ntp = " in html
+    for item in data["items"]:  # every item in the summary table links to its card
+        assert f'id="{item["id"]}"' in html
     for heading in ("Synthetic vs reference", "Judge metrics beside real", "Judge entropy on the reference images", "Auditing the judge", "Closest synthetic"):
         assert heading in html
     if model == "phantom-biased":  # 42% COVID-19 planted, none in the reference
         hallucination = next(i for i in data["items"] if i["check"] == "versus-real[hallucination-COVID-19]")
         assert hallucination["verdict"] == "fail" and hallucination["low"] > 0.2
+
+
+def test_diversity_alone_needs_no_reference(pytester):
+    spec = 'seed = 0\nsamples_per_cell = 8\nfirst_round = 8\nfindings = ["Effusion"]\n[subgroups]\nsex = ["female"]\nrace = ["White"]\n[diversity]\nmax_msssim = 0.9\n'
+    pytester.makefile(".toml", synthcxr=spec)
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-json=out.json", "--synthcxr-report=out.html", "--synthcxr-no-cache", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["reference"] is None and {i["family"] for i in data["items"]} == {"diversity"}
+    html = (pytester.path / "out.html").read_text()
+    assert "Fidelity, diversity and demographics" in html and "Synthetic vs reference" not in html
+    assert all(f'id="{item["id"]}"' in html for item in data["items"])
