@@ -8,7 +8,9 @@ where a check needs them, judge features and MS-SSIM values computed beforehand.
 
 Intervals for a difference of independent estimates:
 - proportions: Newcombe's hybrid score interval (statsmodels, via ``stats.difference``);
-- means (entropy): Welch's t interval (statsmodels ``CompareMeans.tconfint_diff``);
+- means (entropy): stratified by the finding (images asked for / labelled with it, and the rest),
+  weighted by the synthetic mix, with a Welch-Satterthwaite t interval (one stratum: Welch's
+  interval, statsmodels ``CompareMeans.tconfint_diff``);
 - gaps: each gap's simultaneous interval at alpha / 2, combined as [low1 - high2, high1 - low2]
   (Bonferroni over the two).
 With sequential sampling (looks > 1) alpha is split over the planned looks.
