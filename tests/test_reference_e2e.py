@@ -53,3 +53,15 @@ def test_diversity_alone_needs_no_reference(pytester):
     html = (pytester.path / "out.html").read_text()
     assert "Fidelity, diversity and demographics" in html and "Synthetic vs reference" not in html
     assert all(f'id="{item["id"]}"' in html for item in data["items"])
+
+
+def test_strip_axis_widens_for_quantities_beyond_zero_to_one():
+    from pytest_synthcxr.report.html import strip
+
+    rate = strip({"threshold": 0.05, "estimate": 0.2, "low": 0.1, "high": 0.3, "direction": "max"})
+    assert [t["label"] for t in rate["ticks"]] == ["0", "0.5", "1"]  # rates keep the 0..1 axis
+    fd = strip({"threshold": 1000.0, "estimate": 530.0, "low": 470.0, "high": 623.0, "direction": "max"})
+    assert [t["label"] for t in fd["ticks"]] == ["0", "500", "1000"]
+    assert fd["x0"] < fd["x"] < fd["x1"] < fd["threshold"] == fd["forbidden"][0]
+    negative = strip({"threshold": 0.05, "estimate": -0.02, "low": -0.07, "high": 0.03, "direction": "max"})
+    assert negative["ticks"][0]["label"] == "-0.1" and negative["x0"] > negative["ticks"][0]["x"]

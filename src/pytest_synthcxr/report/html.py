@@ -142,24 +142,44 @@ def short_name(item: dict[str, Any]) -> str:
     return {"uncertainty": "mean entropy", "hallucination": "rate"}.get(item["family"], item["family"])
 
 
+def _nice(value: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is at least value (> 0)."""
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= value)
+
+
+def _axis(item: dict[str, Any]) -> tuple[float, float]:
+    """0..1 for rates; widened (to a round number) for quantities beyond it, such as a Frechet
+    distance or a negative synthetic-minus-real difference."""
+    finite = [v for v in (item["threshold"], item["estimate"], item["low"], item["high"]) if v is not None and math.isfinite(v)]
+    lo, hi = min([0.0, *finite]), max([1.0, *finite])
+    return (-_nice(-lo) if lo < 0.0 else 0.0), (_nice(hi) if hi > 1.0 else 1.0)
+
+
 def strip(item: dict[str, Any], *, left: int = 8, width: int = 200, label: str = "") -> dict[str, Any]:
-    """One-line plot of an item's estimate and interval against its threshold on a 0..1 axis;
-    the forbidden side is shaded."""
+    """One-line plot of an item's estimate and interval against its threshold on a 0..1 axis
+    (wider for quantities beyond it); the forbidden side is shaded."""
+    lo, hi = _axis(item)
+
+    def x(value: float) -> float:
+        return _x((value - lo) / (hi - lo), left, width)
+
     t = item["threshold"]
-    forbidden = (_x(t, left, width), _x(1.0, left, width)) if item["direction"] == "max" else (_x(0.0, left, width), _x(t, left, width))
+    forbidden = (x(t), x(hi)) if item["direction"] == "max" else (x(lo), x(t))
     est = item["estimate"]
     ok = est is not None and math.isfinite(est)
+    fractions = (0.0, 0.5, 1.0) if width < 300 else (0.0, 0.25, 0.5, 0.75, 1.0)
     return {
         "width": width,
         "height": 34,
         "left": left,
         "label": label,
         "forbidden": forbidden,
-        "threshold": _x(t, left, width),
-        "x": _x(est, left, width) if ok else None,
-        "x0": _x(item["low"], left, width) if ok else None,
-        "x1": _x(item["high"], left, width) if ok else None,
-        "ticks": [{"x": _x(v, left, width), "label": f"{v:g}"} for v in ((0.0, 0.5, 1.0) if width < 300 else (0.0, 0.25, 0.5, 0.75, 1.0))],
+        "threshold": x(t),
+        "x": x(est) if ok else None,
+        "x0": x(item["low"]) if ok else None,
+        "x1": x(item["high"]) if ok else None,
+        "ticks": [{"x": x(lo + f * (hi - lo)), "label": f"{lo + f * (hi - lo):.4g}"} for f in fractions],
     }
 
 
