@@ -2,7 +2,8 @@
 known answer through pytest itself (pytester): on `phantom-biased` the demographic-invariance item
 fails with a one-line message holding the shrunk prompt pair, which names the planted subgroup
 and the finding; the next run replays that pair from the hypothesis database in the cache dir;
-the faithful `phantom` passes every property."""
+the faithful `phantom` passes every property. samples = 48 per pair: at 32 the search finds the
+planted fault for only about 5 search seeds in 8 (benchmarks/fuzz_search.py), at 48 for 8 in 8."""
 
 from __future__ import annotations
 
@@ -19,17 +20,15 @@ from pytest_synthcxr.prompts import parse_prompt
 from pytest_synthcxr.spec import AuditSpec, SpecError, load_spec
 
 ITEM = "fuzz[demographic-invariance-Atelectasis]"
-SWAP_SPEC = """
-findings = ["Atelectasis"]
+SPEC = """
+findings = ["Effusion", "Cardiomegaly"]
 
 [[fuzz]]
 property = "demographic-invariance"
+findings = ["Atelectasis"]
 delta = 0.2
 max_examples = 10
-samples = 32
-"""
-OTHER_SPEC = """
-findings = ["Effusion", "Cardiomegaly"]
+samples = 48
 
 [[fuzz]]
 property = "negation"
@@ -50,6 +49,7 @@ delta = 0.2
 max_examples = 3
 samples = 12
 """
+OTHERS = ("fuzz[negation-Effusion]", "fuzz[negation-Cardiomegaly]", "fuzz[paraphrase-invariance-Cardiomegaly]", "fuzz[laterality-Effusion]")
 
 
 def test_a_run_without_an_audit_imports_no_fuzzing_code(pytester):
@@ -223,8 +223,11 @@ def _failure_line(result):
 
 
 def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom_passes(pytester):
-    pytester.makefile(".toml", synthcxr=SWAP_SPEC)
-    first = _run(pytester, "phantom-biased", "--synthcxr-cache-dir=cache", "--synthcxr-json=out/1.json", "--synthcxr-report=out/1.html", "-m", "fuzz")
+    """One test, four runs (each costs seconds): the known answer on phantom-biased, its replay,
+    the faithful phantom passing every property, and the same result without a database."""
+    pytester.makefile(".toml", synthcxr=SPEC)
+    swap = ("-m", "fuzz", "-k", "demographic")
+    first = _run(pytester, "phantom-biased", *swap, "--synthcxr-cache-dir=cache", "--synthcxr-json=out/1.json", "--synthcxr-report=out/1.html")
     first.assert_outcomes(failed=1)
     first.stdout.fnmatch_lines(["fuzz: * images generated and judged for * prompts (the same seeds for every prompt)"])
     line = _failure_line(first)
@@ -259,40 +262,26 @@ def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom
 
     # the next run replays the falsifying pair from <cache dir>/hypothesis first
     assert (pytester.path / "cache" / "hypothesis").is_dir()
-    second = _run(pytester, "phantom-biased", "--synthcxr-cache-dir=cache", "--synthcxr-json=out/2.json")
+    second = _run(pytester, "phantom-biased", *swap, "--synthcxr-cache-dir=cache", "--synthcxr-json=out/2.json")
     second.assert_outcomes(failed=1)
     replayed = json.loads((pytester.path / "out" / "2.json").read_text())["items"][0]["fuzz"]
     assert replayed["example"] == x
     assert replayed["examples"] < fuzz["examples"], (replayed["examples"], fuzz["examples"])
     assert _failure_line(second).split(": ", 1)[1].split("; shrunk after")[0] == line.split(": ", 1)[1].split("; shrunk after")[0]
 
-    # the faithful phantom passes the same item; without a cache there is no database
-    faithful = _run(pytester, "phantom", "--synthcxr-cache-dir=nocache", "--synthcxr-no-cache", "--synthcxr-json=out/3.json")
-    faithful.assert_outcomes(passed=1)
-    passed = json.loads((pytester.path / "out" / "3.json").read_text())["items"][0]
-    assert passed["verdict"] == "pass" and not passed["fuzz"]["falsified"] and passed["fuzz"]["examples"] == 10
+    # the faithful phantom passes the same item and every other property
+    faithful = _run(pytester, "phantom", "--synthcxr-cache-dir=cache2", "--synthcxr-json=out/3.json", "-v")
+    faithful.assert_outcomes(passed=5)
+    escaped = ["".join(f"[{c}]" if c in "[]" else c for c in name) for name in (ITEM, *OTHERS)]
+    faithful.stdout.fnmatch_lines([f"synthcxr::{name} PASSED*" for name in escaped])  # laterality: no Cardiomegaly, it has no side
+    passed = {i["check"]: i for i in json.loads((pytester.path / "out" / "3.json").read_text())["items"]}
+    assert all(i["verdict"] == "pass" and not i["fuzz"]["falsified"] for i in passed.values())
+    assert passed[ITEM]["fuzz"]["examples"] == 10 and all(passed[name]["fuzz"]["examples"] == 3 for name in OTHERS)
+    assert [passed[name]["fuzz"]["example"]["attribute"] for name in OTHERS] == ["negation", "negation", "paraphrase", "laterality"]
+    # passing searches leave nothing in the database (target()'s pareto front is not kept), so a
+    # later run, with or without a database, explores the same pairs; without one, nothing is written
+    assert not [p for p in (pytester.path / "cache2").rglob("*") if p.is_file() and "hypothesis" in p.parts]
+    again = _run(pytester, "phantom", "-k", "not demographic", "--synthcxr-cache-dir=nocache", "--synthcxr-no-cache", "--synthcxr-json=out/4.json")
+    again.assert_outcomes(passed=4)
+    assert json.loads((pytester.path / "out" / "4.json").read_text())["items"] == [passed[name] for name in sorted(OTHERS)]
     assert not (pytester.path / "nocache").exists()
-
-
-def test_faithful_phantom_passes_negation_paraphrase_and_laterality(pytester):
-    pytester.makefile(".toml", synthcxr=OTHER_SPEC)
-    result = _run(pytester, "phantom", "--synthcxr-cache-dir=cache", "--synthcxr-json=out.json", "-v")
-    result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(
-        [
-            "synthcxr::fuzz[[]negation-Effusion[]] PASSED*",
-            "synthcxr::fuzz[[]negation-Cardiomegaly[]] PASSED*",
-            "synthcxr::fuzz[[]paraphrase-invariance-Cardiomegaly[]] PASSED*",
-            "synthcxr::fuzz[[]laterality-Effusion[]] PASSED*",  # Cardiomegaly has no side
-        ]
-    )
-    items = {i["check"]: i["fuzz"] for i in json.loads((pytester.path / "out.json").read_text())["items"]}
-    assert items["fuzz[negation-Effusion]"]["example"]["attribute"] == "negation"
-    assert items["fuzz[laterality-Effusion]"]["example"]["attribute"] == "laterality"
-    assert items["fuzz[paraphrase-invariance-Cardiomegaly]"]["example"]["attribute"] == "paraphrase"
-    assert all(f["examples"] == 3 and not f["falsified"] for f in items.values())
-    # passing searches leave nothing in the database (target()'s pareto front is not kept), so the
-    # next run explores the same pairs: the JSON is byte-identical
-    assert not [p for p in (pytester.path / "cache").rglob("*") if p.is_file() and "hypothesis" in p.parts]
-    _run(pytester, "phantom", "--synthcxr-cache-dir=cache", "--synthcxr-json=again.json").assert_outcomes(passed=4)
-    assert (pytester.path / "again.json").read_bytes() == (pytester.path / "out.json").read_bytes()
