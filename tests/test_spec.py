@@ -44,7 +44,7 @@ def test_pyproject_table_found(tmp_path):
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ("colour = 1\n", "colour: unknown key; allowed keys: batch_size, bias, confidence"),
+        ("colour = 1\n", "colour: unknown key; allowed keys: batch_size, bias, cache_images, confidence"),
         ("seed = 'zero'\n", "seed: Input should be a valid integer (got 'zero')"),
         ("confidence = 1.5\n", "confidence: Input should be less than 1"),
         ('findings = ["Fracture"]\n', "findings[0]: Input should be 'Atelectasis', 'Cardiomegaly'"),

@@ -380,5 +380,11 @@ class _AuditPlugin:
             fuzz_line = fuzz_summary(terminalreporter.config)
             if fuzz_line:
                 terminalreporter.write_line(fuzz_line)
+        cache = self.audit.cache_summary()
+        if cache is not None:
+            terminalreporter.write_line(
+                f"sample cache: {cache['hits']} hits, {cache['misses']} misses, {cache['samples']} samples, "
+                f"{cache['size_bytes'] / 2**20:.1f} MiB in {cache['dir']}"
+            )
         for path in self.written:
             terminalreporter.write_line(f"report written: {path}")

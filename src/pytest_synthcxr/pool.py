@@ -20,8 +20,12 @@ from .generators.base import invalid_mask
 
 @dataclass
 class PoolStats:
-    generated: int = 0
+    generated: int = 0  # images generated for new samples
     invalid: int = 0
+    cached: int = 0  # samples served from the cache (scores, and pixels where needed)
+    redrawn: int = 0  # cached samples whose pixels were drawn again (unstored thumbnails, new judge)
+    corrupt: int = 0  # cached image files that failed their hash check and were regenerated
+    waited_seconds: float = 0.0  # time spent waiting for samples another process had claimed
     generation_seconds: float = 0.0
     judge_seconds: float = 0.0
 
@@ -35,6 +39,17 @@ class _CellSamples:
     thumbnails: list[np.ndarray] = field(default_factory=list)  # uint8 (h, w)
 
 
+@dataclass
+class _Done:
+    seed: int
+    valid: bool
+    scores: np.ndarray
+    thumbnail: np.ndarray | None = None
+
+
+_Todo = tuple[_CellSamples, int]
+
+
 class SamplePool:
     def __init__(
         self,
@@ -46,6 +61,8 @@ class SamplePool:
         thumbnails: int = 2,
         thumbnail_size: int = 112,
         progress: Callable[[int, int], None] | None = None,
+        cache: Any = None,
+        store_images: bool | None = None,
     ) -> None:
         self.generator = generator
         self.judge = judge
@@ -54,45 +71,158 @@ class SamplePool:
         self.thumbnails = thumbnails
         self.thumbnail_size = thumbnail_size
         self.progress = progress
+        self.cache = cache  # a cache.SampleCache, or None
+        # image files are worth storing when drawing again costs more than reading a PNG
+        self.store_images = getattr(generator, "cache_images", True) if store_images is None else store_images
         self.stats = PoolStats()
         self._cells: dict[str, _CellSamples] = {}
 
     def ensure(self, cells: Sequence[Cell], n: int) -> None:
         """Generate and judge whatever samples 0..n-1 of these cells do not have yet."""
-        todo: list[tuple[_CellSamples, int]] = []
+        todo: list[_Todo] = []
         for cell in dict.fromkeys(cells):  # keep order, drop repeats
             entry = self._cells.setdefault(cell.key, _CellSamples(cell))
             todo += [(entry, i) for i in range(len(entry.seeds), n)]
-        done = 0
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
-            self._run_batch(batch)
-            done += len(batch)
-            if self.progress:
-                self.progress(done, len(todo))
+        if not todo:
+            return
+        done: dict[tuple[str, int], _Done] = {}
+        if self.cache is None:
+            for start in range(0, len(todo), self.batch_size):
+                self._make(todo[start : start + self.batch_size], done)
+                self._report(done, todo)
+        else:
+            self._ensure_cached(todo, done)
+        for entry, i in todo:  # per cell in index order
+            d = done[(entry.cell.key, i)]
+            entry.seeds.append(d.seed)
+            entry.valid.append(d.valid)
+            entry.scores.append(d.scores)
+            if d.thumbnail is not None:
+                entry.thumbnails.append(d.thumbnail)
 
-    def _run_batch(self, batch: list[tuple[_CellSamples, int]]) -> None:
-        prompts = [entry.cell.prompt for entry, _ in batch]
-        seeds = [derive_seed(self.base_seed, entry.cell.key, i) for entry, i in batch]
+    def _report(self, done: dict[Any, _Done], todo: list[_Todo]) -> None:
+        if self.progress:
+            self.progress(len(done), len(todo))
+
+    def _seed(self, item: _Todo) -> int:
+        return derive_seed(self.base_seed, item[0].cell.key, item[1])
+
+    def _judge(self, images: np.ndarray, bad: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        images = self.generator.generate(prompts, seeds)
-        t1 = time.perf_counter()
-        bad = invalid_mask(images)
-        scores = np.full((len(batch), len(self.judge.outputs)), np.nan)
+        scores = np.full((len(images), len(self.judge.outputs)), np.nan)
         if (~bad).any():
             scores[~bad] = self.judge.predict(images[~bad])
-        t2 = time.perf_counter()
+        self.stats.judge_seconds += time.perf_counter() - t0
+        return scores
+
+    def _draw(self, batch: Sequence[_Todo]) -> np.ndarray:
+        t0 = time.perf_counter()
+        images = self.generator.generate([e.cell.prompt for e, _ in batch], [self._seed(t) for t in batch])
+        self.stats.generation_seconds += time.perf_counter() - t0
+        return images
+
+    def _make(self, batch: Sequence[_Todo], done: dict[tuple[str, int], _Done]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Generate and judge new samples; returns (images, invalid mask, scores)."""
+        images = self._draw(batch)
+        bad = invalid_mask(images)
+        scores = self._judge(images, bad)
         self.stats.generated += len(batch)
         self.stats.invalid += int(bad.sum())
-        self.stats.generation_seconds += t1 - t0
-        self.stats.judge_seconds += t2 - t1
-        for j, ((entry, i), seed) in enumerate(zip(batch, seeds)):
-            assert i == len(entry.seeds), "samples of a cell are appended in index order"
-            entry.seeds.append(seed)
-            entry.valid.append(not bad[j])
-            entry.scores.append(scores[j])
-            if i < self.thumbnails:
-                entry.thumbnails.append(_thumbnail(images[j], self.thumbnail_size))
+        for j, (entry, i) in enumerate(batch):
+            done[(entry.cell.key, i)] = _Done(self._seed((entry, i)), not bad[j], scores[j], self._thumb(i, images[j]))
+        return images, bad, scores
+
+    def _thumb(self, i: int, image: np.ndarray) -> np.ndarray | None:
+        return _thumbnail(image, self.thumbnail_size) if i < self.thumbnails else None
+
+    # -- with a cache ----------------------------------------------------------------------------
+
+    def _ensure_cached(self, todo: list[_Todo], done: dict[tuple[str, int], _Done]) -> None:
+        from .cache import sample_key
+
+        cache = self.cache
+        gen_fp, judge_fp, outputs = self.generator.fingerprint, self.judge.fingerprint, list(self.judge.outputs)
+        keys = {(e.cell.key, i): sample_key(gen_fp, e.cell.prompt, self._seed((e, i))) for e, i in todo}
+
+        def key(item: _Todo) -> str:
+            return keys[(item[0].cell.key, item[1])]
+
+        pending = list(todo)
+        while pending:
+            progressed = False
+            found = cache.lookup([key(t) for t in pending])
+            hits = [t for t in pending if key(t) in found]
+            misses = [t for t in pending if key(t) not in found]
+            if hits:
+                progressed = True
+                misses += self._serve_hits(hits, [found[key(t)] for t in hits], judge_fp, outputs, done)
+                self._report(done, todo)
+            waiting: list[_Todo] = []
+            for start in range(0, len(misses), self.batch_size):
+                batch = misses[start : start + self.batch_size]
+                mine = set(cache.claim([key(t) for t in batch]))
+                ours = [t for t in batch if key(t) in mine]
+                waiting += [t for t in batch if key(t) not in mine]  # another process is drawing these
+                if not ours:
+                    continue
+                progressed = True
+                try:
+                    images, bad, scores = self._make(ours, done)
+                    rows = [(key(t), t[0].cell.prompt, self._seed(t)) for t in ours]
+                    entries = cache.put_samples(gen_fp, rows, images, list(~bad), store=self.store_images)
+                    cache.put_scores(judge_fp, outputs, [e.image_sha for e in entries if e.valid], scores[~bad])
+                except BaseException:
+                    cache.release([key(t) for t in ours])
+                    raise
+                self._report(done, todo)
+            pending = waiting
+            if pending and not progressed:
+                time.sleep(0.25)
+                self.stats.waited_seconds += 0.25
+
+    def _serve_hits(self, hits: list[_Todo], found: list[Any], judge_fp: str, outputs: list[str], done: dict[tuple[str, int], _Done]) -> list[_Todo]:
+        """Fill done from cached samples; returns the hits whose stored file turned out corrupt."""
+        cache = self.cache
+        scored = cache.scores(judge_fp, outputs, [f.image_sha for f in found if f.valid])
+        nan_row = np.full(len(outputs), np.nan)
+        need: list[tuple[_Todo, Any, np.ndarray | None]] = []
+        for item, f in zip(hits, found):
+            scores = scored.get(f.image_sha) if f.valid else nan_row
+            if scores is None or item[1] < self.thumbnails:
+                need.append((item, f, scores))
+            else:
+                done[(item[0].cell.key, item[1])] = _Done(self._seed(item), f.valid, scores)
+                self.stats.cached += 1
+        corrupt: list[_Todo] = []
+        redraw: list[tuple[_Todo, Any, np.ndarray | None]] = []
+        loaded: list[tuple[_Todo, Any, np.ndarray | None, np.ndarray]] = []
+        for item, f, scores in need:
+            image = cache.load_image(f) if f.file is not None else None
+            if image is not None:
+                loaded.append((item, f, scores, image))
+            elif f.file is not None:  # failed its hash check: dropped, generated again as a miss
+                corrupt.append(item)
+                self.stats.corrupt += 1
+            else:
+                redraw.append((item, f, scores))
+        for start in range(0, len(redraw), self.batch_size):
+            part = redraw[start : start + self.batch_size]
+            images = self._draw([item for item, _, _ in part])
+            self.stats.redrawn += len(part)
+            loaded += [(item, f, scores, image) for (item, f, scores), image in zip(part, images)]
+        for start in range(0, len(loaded), self.batch_size):
+            part = loaded[start : start + self.batch_size]
+            unscored = [j for j, (_, f, scores, _) in enumerate(part) if scores is None]
+            if unscored:  # a new judge: score the cached images, keep the scores
+                images = np.stack([part[j][3] for j in unscored])
+                new = self._judge(images, np.zeros(len(images), dtype=bool))
+                cache.put_scores(judge_fp, outputs, [part[j][1].image_sha for j in unscored], new)
+                for j, row in zip(unscored, new):
+                    part[j] = (part[j][0], part[j][1], row, part[j][3])
+            for item, f, scores, image in part:
+                done[(item[0].cell.key, item[1])] = _Done(self._seed(item), f.valid, scores, self._thumb(item[1], image))
+                self.stats.cached += 1
+        return corrupt
 
     def table(self, cells: Sequence[Cell], n: int) -> Any:
         """Score table of samples 0..n-1 of the cells (generating what is missing)."""
@@ -126,12 +256,24 @@ class SamplePool:
         return images, table
 
     def _load_images(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
-        # regenerated from their seeds (identical to the judged ones); the cache serves stored files
-        parts = [
-            self.generator.generate(prompts[i : i + self.batch_size], seeds[i : i + self.batch_size])
-            for i in range(0, len(prompts), self.batch_size)
-        ]
-        return np.concatenate(parts) if parts else np.empty((0, 0, 0), np.float32)
+        """Stored files from the cache where there are any; the rest drawn again from their seeds
+        (identical to the judged images)."""
+        out: list[np.ndarray | None] = [None] * len(prompts)
+        if self.cache is not None and self.store_images:
+            from .cache import sample_key
+
+            fp = self.generator.fingerprint
+            keys = [sample_key(fp, p, s) for p, s in zip(prompts, seeds)]
+            found = self.cache.lookup(keys)
+            for j, k in enumerate(keys):
+                if k in found:
+                    out[j] = self.cache.load_image(found[k])
+        todo = [j for j, image in enumerate(out) if image is None]
+        for start in range(0, len(todo), self.batch_size):
+            part = todo[start : start + self.batch_size]
+            for j, image in zip(part, self.generator.generate([prompts[j] for j in part], [seeds[j] for j in part])):
+                out[j] = image
+        return np.stack(out) if out else np.empty((0, 0, 0), np.float32)
 
     def full_table(self) -> Any:
         """Every sample generated so far (for the CSV export)."""

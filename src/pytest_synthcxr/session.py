@@ -41,6 +41,7 @@ class AuditSession:
     _generator: Any = None
     _judge: Any = None
     _comparison: Any = None
+    _cache: Any = None
 
     def __post_init__(self) -> None:
         from .report.baseline import resolve_relative
@@ -68,6 +69,7 @@ class AuditSession:
                 import pytest
 
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+            store = {"auto": None, "always": True, "never": False}[self.spec.cache_images]
             self._pool = SamplePool(
                 self._generator,
                 self._judge,
@@ -76,8 +78,40 @@ class AuditSession:
                 thumbnails=self.spec.thumbnails,
                 thumbnail_size=256,  # the report shows them at 112 px and full size on click
                 progress=self._progress,
+                cache=self.cache,
+                store_images=store,
             )
         return self._pool
+
+    @property
+    def cache(self) -> Any:
+        """The shared sample cache (opened once), or None with --synthcxr-no-cache."""
+        if self._cache is None and self.options.cache_dir is not None:
+            from .cache import CacheError, SampleCache
+
+            try:
+                self._cache = SampleCache(self.options.cache_dir)
+            except CacheError as exc:
+                import pytest
+
+                pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        return self._cache
+
+    def cache_summary(self) -> dict[str, Any] | None:
+        """Hits, misses and size of the cache for the terminal summary and the report."""
+        if self._cache is None or self._pool is None:
+            return None
+        s = self._pool.stats
+        return {
+            "dir": str(self.options.cache_dir),
+            "hits": s.cached,
+            "misses": s.generated,
+            "redrawn": s.redrawn,
+            "corrupt": s.corrupt,
+            "waited_seconds": round(s.waited_seconds, 2),
+            "size_bytes": self._cache.size_bytes(),
+            **self._cache.counts(),
+        }
 
     def _progress(self, done: int, total: int) -> None:
         """A progress line on long generation runs, at most every 20 s (through the terminal reporter)."""

@@ -215,6 +215,9 @@ class AuditSpec(_Section):
     #: the judge's accuracy per output (finding or probe): Rogan-Gladen corrected rates beside the raw ones
     judge_error: dict[Probe, JudgeErrorSpec] = Field(default_factory=dict)
     thumbnails: int = Field(default=2, ge=0, le=16)
+    #: image files in the sample cache: auto = when the generator is costlier to run than a PNG is
+    #: to read (diffusers: yes; phantom, folder: no); scores are always cached
+    cache_images: Literal["auto", "always", "never"] = "auto"
     subgroups: Subgroups = Field(default_factory=Subgroups)
     bias: list[BiasSpec] = Field(default_factory=list)
     validity: list[ValiditySpec] = Field(default_factory=list)

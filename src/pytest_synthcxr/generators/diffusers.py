@@ -268,7 +268,9 @@ class DiffusersGenerator:
             images = np.asarray(self.pipe(prompt=list(prompts), **kwargs).images, dtype=np.float32)
         if images.ndim == 4:  # (N, H, W, C): RGB to gray
             images = images.mean(axis=3) if images.shape[3] > 1 else images[..., 0]
-        return images.astype(np.float32, copy=False)
+        # 8 bits, as every pipeline saves its images: the judged image is exactly the cached PNG
+        # (NaN stays NaN, so broken samples are still caught as invalid)
+        return (np.round(np.clip(images, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         """float32 (N, H, W) in [0, 1]; image i depends only on (prompts[i], seeds[i])."""

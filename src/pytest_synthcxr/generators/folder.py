@@ -35,6 +35,7 @@ def find_manifest(path: Path) -> Path:
 
 
 class FolderGenerator:
+    cache_images = False  # the images are files already
     def __init__(self, manifest: str | Path, *, name: str | None = None, height: int | None = None, width: int | None = None) -> None:
         self.manifest = find_manifest(Path(manifest)).absolute()
         self.name = name or f"folder:{self.manifest}"

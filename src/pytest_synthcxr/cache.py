@@ -1,0 +1,325 @@
+"""Content-addressed sample cache: no image is generated twice, and no finished one is lost.
+
+Layout under the cache folder::
+
+    index.sqlite          samples, scores and claims (SQLite in WAL mode: crash-safe, multi-process)
+    images/ab/abcdef.png  8-bit images as PNG, anything else as .npy (both lossless)
+
+- A **sample** is keyed by sha256(generator fingerprint, prompt, seed). The generator's fingerprint
+  hashes its weight and config files and every setting that shapes images, never its path, so a
+  moved checkpoint still hits and a retrained one misses.
+- **Scores** are keyed by (judge fingerprint, image hash): a new judge re-scores cached images
+  without regenerating them.
+- Writes are atomic: an image file is written to a temporary name and renamed, then its row is
+  committed. A run killed at any point leaves either no row (the sample is generated again) or a
+  row whose file is complete. A file that no longer matches its hash is detected on read, dropped
+  and regenerated.
+- Several processes (pytest-xdist workers, ranks of a distributed fill) share one cache through
+  **claims**: a process claims the samples it is about to generate; others skip them and pick them
+  up from the cache when they are written. A claim whose owner died (same host) or that is older
+  than the lease is taken over, so a killed worker never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    key TEXT PRIMARY KEY,          -- sha256(generator fingerprint, prompt, seed)
+    generator TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    image_sha TEXT NOT NULL,       -- sha256 of the image array (shape + float32 bytes)
+    valid INTEGER NOT NULL,
+    file TEXT,                     -- relative path of the stored image, or NULL when not stored
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    judge TEXT NOT NULL,
+    image_sha TEXT NOT NULL,
+    outputs TEXT NOT NULL,         -- the judge's output names, tab-separated
+    scores BLOB NOT NULL,          -- float64, one per output
+    PRIMARY KEY (judge, image_sha)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,           -- host:pid
+    since REAL NOT NULL
+);
+"""
+_CHUNK = 500  # keys per SQL "IN (...)" query, below SQLite's parameter limit
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cached sample's index row."""
+
+    key: str
+    image_sha: str
+    valid: bool
+    file: str | None
+
+
+def sample_key(generator_fingerprint: str, prompt: str, seed: int) -> str:
+    return hashlib.sha256(f"{generator_fingerprint}\x1f{prompt}\x1f{int(seed)}".encode()).hexdigest()
+
+
+def image_sha(image: np.ndarray) -> str:
+    """Content hash of an image: its shape and float32 bytes (NaN patterns included)."""
+    arr = np.ascontiguousarray(image, dtype=np.float32)
+    digest = hashlib.sha256(repr(arr.shape).encode())
+    digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def is_8bit(image: np.ndarray) -> bool:
+    """True when the image is exactly representable as an 8-bit PNG (values k/255)."""
+    if not np.isfinite(image).all():
+        return False
+    q = np.round(image * 255.0)
+    return bool((q >= 0).all() and (q <= 255).all() and np.array_equal((q / 255.0).astype(np.float32), image))
+
+
+def _encode(image: np.ndarray) -> tuple[bytes, str]:
+    image = np.asarray(image, dtype=np.float32)
+    buffer = io.BytesIO()
+    if image.ndim == 2 and is_8bit(image):
+        from PIL import Image
+
+        Image.fromarray(np.round(image * 255.0).astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue(), ".png"
+    np.save(buffer, image, allow_pickle=False)
+    return buffer.getvalue(), ".npy"
+
+
+def _decode(data: bytes, suffix: str) -> np.ndarray:
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return (np.asarray(im, dtype=np.uint8) / 255.0).astype(np.float32)
+    return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32, copy=False)
+
+
+class SampleCache:
+    """One cache folder; safe to share between processes on one machine or a shared file system."""
+
+    def __init__(self, root: Path | str, *, lease_seconds: float = 900.0) -> None:
+        self.root = Path(root)
+        self.lease_seconds = lease_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        try:
+            (self.root / "images").mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.root / "index.sqlite", timeout=120.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {exc} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- samples -------------------------------------------------------------------------------
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for chunk in _chunks(list(keys)):
+            rows = self._db.execute(
+                f"SELECT key, image_sha, valid, file FROM samples WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            found.update((r[0], Entry(r[0], r[1], bool(r[2]), r[3])) for r in rows)
+        return found
+
+    def put_samples(
+        self,
+        generator: str,
+        rows: Sequence[tuple[str, str, int]],
+        images: np.ndarray,
+        valid: Sequence[bool],
+        *,
+        store: bool,
+    ) -> list[Entry]:
+        """Record samples (key, prompt, seed) with their images; files first, rows after."""
+        entries, records = [], []
+        now = time.time()
+        for (key, prompt, seed), image, ok in zip(rows, images, valid):
+            sha = image_sha(image)
+            rel = self._write_image(sha, image) if store else None
+            entries.append(Entry(key, sha, bool(ok), rel))
+            records.append((key, generator, prompt, int(seed), sha, int(bool(ok)), rel, now))
+        with self._transaction():
+            # a sample written meanwhile by another process is identical (same key, same image): keep the first
+            self._db.executemany("INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
+            self._db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?", [(r[0], self.owner) for r in records])
+        return entries
+
+    def _write_image(self, sha: str, image: np.ndarray) -> str:
+        data, suffix = _encode(image)
+        rel = f"images/{sha[:2]}/{sha}{suffix}"
+        path = self.root / rel
+        if path.is_file() and path.stat().st_size == len(data):
+            return rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old state or the whole file
+        return rel
+
+    def load_image(self, entry: Entry) -> np.ndarray | None:
+        """The stored image, or None when it is not stored, missing or corrupt (a corrupt entry is
+        dropped, so the sample is generated again)."""
+        if entry.file is None:
+            return None
+        path = self.root / entry.file
+        try:
+            image = _decode(path.read_bytes(), path.suffix)
+        except Exception:  # noqa: BLE001 - unreadable file: same as corrupt
+            image = None
+        if image is None or image_sha(image) != entry.image_sha:
+            self.drop(entry)
+            return None
+        return image
+
+    def drop(self, entry: Entry) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM samples WHERE key = ?", (entry.key,))
+        if entry.file is not None:
+            try:
+                (self.root / entry.file).unlink()
+            except OSError:
+                pass
+
+    # -- scores --------------------------------------------------------------------------------
+
+    def scores(self, judge: str, outputs: Sequence[str], shas: Iterable[str]) -> dict[str, np.ndarray]:
+        names = "\t".join(outputs)
+        found: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(dict.fromkeys(shas))):
+            rows = self._db.execute(
+                f"SELECT image_sha, outputs, scores FROM scores WHERE judge = ? AND image_sha IN ({','.join('?' * len(chunk))})",
+                [judge, *chunk],
+            ).fetchall()
+            for sha, stored_names, blob in rows:
+                values = np.frombuffer(blob, dtype=np.float64)
+                if stored_names == names and len(values) == len(outputs):
+                    found[sha] = values.copy()
+        return found
+
+    def put_scores(self, judge: str, outputs: Sequence[str], shas: Sequence[str], scores: np.ndarray) -> None:
+        names = "\t".join(outputs)
+        records = [(judge, sha, names, np.asarray(row, dtype=np.float64).tobytes()) for sha, row in zip(shas, scores)]
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", records)
+
+    # -- claims (sharing the work between processes) ------------------------------------------
+
+    def claim(self, keys: Sequence[str]) -> list[str]:
+        """Claim the keys that are neither cached nor claimed by a live owner; returns them."""
+        now = time.time()
+        mine: list[str] = []
+        with self._transaction():
+            done = self.lookup(keys)
+            claims: dict[str, tuple[str, float]] = {}
+            for chunk in _chunks([k for k in keys if k not in done]):
+                query = f"SELECT key, owner, since FROM claims WHERE key IN ({','.join('?' * len(chunk))})"
+                claims.update((r[0], (r[1], r[2])) for r in self._db.execute(query, chunk))
+            for key in keys:
+                if key in done:
+                    continue
+                held = claims.get(key)
+                if held is None or held[0] == self.owner or not self._alive(*held, now=now):
+                    mine.append(key)
+            self._db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", [(k, self.owner, now) for k in mine])
+        return mine
+
+    def release(self, keys: Sequence[str]) -> None:
+        with self._transaction():
+            self._db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?", [(k, self.owner) for k in keys])
+
+    def _alive(self, owner: str, since: float, *, now: float) -> bool:
+        if now - since > self.lease_seconds:
+            return False
+        host, _, pid = owner.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+        return True
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._db)
+
+    def size_bytes(self) -> int:
+        total = 0
+        for path in self.root.rglob("*"):
+            try:
+                if path.is_file():
+                    total += path.stat().st_size
+            except OSError:
+                pass
+        return total
+
+    def counts(self) -> dict[str, int]:
+        samples = self._db.execute("SELECT COUNT(*), COUNT(file) FROM samples").fetchone()
+        scores = self._db.execute("SELECT COUNT(*) FROM scores").fetchone()
+        return {"samples": samples[0], "images": samples[1], "scores": scores[0]}
+
+    def verify(self) -> list[str]:
+        """Keys of entries whose stored image is missing or does not match its hash (none are
+        dropped: this is the read-only check a test or a user runs)."""
+        bad = []
+        for key, sha, rel in self._db.execute("SELECT key, image_sha, file FROM samples WHERE file IS NOT NULL"):
+            path = self.root / rel
+            try:
+                ok = image_sha(_decode(path.read_bytes(), path.suffix)) == sha
+            except Exception:  # noqa: BLE001
+                ok = False
+            if not ok:
+                bad.append(key)
+        return bad
+
+
+class CacheError(Exception):
+    """A cache folder that cannot be used; str() is the one line shown to the user."""
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, no lost updates."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.outermost = False
+
+    def __enter__(self) -> None:
+        if not self.db.in_transaction:  # nested use joins the outer transaction
+            self.db.execute("BEGIN IMMEDIATE")
+            self.outermost = True
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self.outermost:
+            self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
