@@ -100,6 +100,18 @@ class SamplePool:
             if d.thumbnail is not None:
                 entry.thumbnails.append(d.thumbnail)
 
+    def fill(self, samples: Sequence[tuple[Cell, int]]) -> None:
+        """Put these (cell, sample index) pairs into the cache, keeping nothing in memory: the
+        pre-generation step of a sharded run (see fill.py). Needs a cache."""
+        if self.cache is None:
+            raise ValueError("SamplePool.fill needs a cache")
+        entries = {cell.key: _CellSamples(cell) for cell, _ in samples}
+        thumbnails, self.thumbnails = self.thumbnails, 0  # nothing is shown from here
+        try:
+            self._ensure_cached([(entries[cell.key], i) for cell, i in samples], {})
+        finally:
+            self.thumbnails = thumbnails
+
     def _report(self, done: dict[Any, _Done], todo: list[_Todo]) -> None:
         if self.progress:
             self.progress(len(done), len(todo))

@@ -116,7 +116,7 @@ class AuditSession:
     def _progress(self, done: int, total: int) -> None:
         """A progress line on long generation runs, at most every 20 s (through the terminal reporter)."""
         now = time.perf_counter()
-        state = self.__dict__.setdefault("_progress_state", {"done": 0})
+        state = self.__dict__.setdefault("_progress_state", {"done": 0, "first": 0, "t_first": now, "shown": now})
         if done <= state["done"]:  # a new pool.ensure() run: its first batch just finished
             state.update(first=done, t_first=now, shown=now)
         state["done"] = done
