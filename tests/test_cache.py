@@ -218,3 +218,15 @@ def test_an_unusable_cache_dir_is_one_line(pytester):
     result = pytester.runpytest("--synthcxr-model=phantom", f"--synthcxr-cache-dir={blocker}/sub")
     result.stdout.no_fnmatch_line("*Traceback*")
     assert "is not usable" in result.stdout.str() + result.stderr.str()
+
+
+def test_xdist_workers_share_one_cache_and_agree_with_a_single_process(pytester):
+    pytester.makefile(".toml", synthcxr=(Path(__file__).parent.parent / "fixtures/specs/small.toml").read_text())
+    args = ["-p", "no:randomly", "--synthcxr-model=phantom", "--synthcxr-spec=synthcxr.toml"]
+    pytester.runpytest(*args, "--synthcxr-no-cache", "--synthcxr-json=single.json")
+    shared = pytester.path / "shared"
+    result = pytester.runpytest_subprocess(*args, "-n", "2", f"--synthcxr-cache-dir={shared}", "--synthcxr-json=xdist.json")
+    assert result.ret in (0, 1) and "Traceback" not in result.stdout.str()
+    assert (pytester.path / "xdist.json").read_bytes() == (pytester.path / "single.json").read_bytes()
+    single = json.loads((pytester.path / "single.json").read_text())
+    assert SampleCache(shared).counts()["samples"] == single["samples"]["total"]

@@ -319,6 +319,10 @@ class _AuditPlugin:
     def __init__(self, audit: "AuditSession") -> None:
         self.audit = audit
         self.written: list[Path] = []
+        self.controller = False  # the pytest-xdist controller: workers run the items and write the files
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.controller = session.config.pluginmanager.getplugin("dsession") is not None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -353,16 +357,26 @@ class _AuditPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # runs after interrupts and -x too: whatever finished is written
-        if self.audit.results or self.audit.errors:
+        if (self.audit.results or self.audit.errors) and not self.controller:
             self.written = self.audit.write_outputs()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" and report.failed and report.nodeid.startswith("synthcxr::"):
+        if report.when == "call" and report.failed and report.nodeid.startswith("synthcxr::") and not self.controller:
             name = report.nodeid.split("::", 1)[1]
             if name not in self.audit.results:
                 self.audit.errors[name] = str(report.longrepr).splitlines()[-1] if report.longrepr else "error"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.controller:
+            o = self.audit.options
+            files = [str(p) for p in (o.report, o.json, o.csv) if p is not None]
+            terminalreporter.section("synthcxr audit")
+            terminalreporter.write_line(
+                "audited by the xdist workers, sharing the sample cache"
+                + (f" in {o.cache_dir}" if o.cache_dir else " (no cache: each worker generated its own samples)")
+                + (f"; each wrote the same numbers to {', '.join(files)}" if files else "")
+            )
+            return
         if not (self.audit.results or self.audit.errors):
             return
         terminalreporter.section("synthcxr audit")
