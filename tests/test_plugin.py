@@ -126,3 +126,17 @@ def test_plugin_import_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_unrelated_pytest_run_imports_nothing_heavy(pytester):
+    """A run without a model (the plugin's hooks all run) stays as cheap as the import."""
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        "    heavy = [m for m in ('torch', 'diffusers', 'torchxrayvision', 'pandas', 'jinja2', 'scipy', 'statsmodels', 'pydantic',"
+        " 'pytest_synthcxr.spec', 'pytest_synthcxr.session') if m in sys.modules]\n"
+        "    print('HEAVY', heavy)\n"
+    )
+    pytester.makepyfile("def test_one():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:randomly", "-p", "no:html")  # pytest-html imports jinja2 itself
+    result.stdout.fnmatch_lines(["*HEAVY []"])

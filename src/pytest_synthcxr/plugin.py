@@ -230,7 +230,7 @@ def _spec_path(config: pytest.Config) -> Path | None:
     given = _path(config, "spec")
     if given is not None:
         return given
-    from .spec import find_spec_file
+    from .specfile import find_spec_file
 
     return find_spec_file(config.rootpath)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .modelspec import JudgeSpec, ModelSpec
+from .specfile import find_spec_file  # noqa: F401 - re-exported: where a spec is found
 from .refspec import SECTIONS as REFERENCE_SECTIONS
 from .refspec import DemographicSpec, DiversitySpec, FidelitySpec, MemorizationSpec, VersusRealSpec
 from .vocabulary import FINDINGS, LATERAL_FINDINGS, PROBES, RACES, SEXES
@@ -265,19 +266,6 @@ class LoadedSpec:
 
 def default_spec_text() -> str:
     return resources.files("pytest_synthcxr").joinpath("default_spec.toml").read_text(encoding="utf-8")
-
-
-def find_spec_file(rootdir: Path) -> Path | None:
-    """pyproject.toml with a [tool.synthcxr] table, else synthcxr.toml, in the rootdir."""
-    pyproject = rootdir / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            if "synthcxr" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}):
-                return pyproject
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            pass  # not ours to complain about unless it holds our table
-    candidate = rootdir / "synthcxr.toml"
-    return candidate if candidate.is_file() else None
 
 
 def read_raw(path: Path | None) -> tuple[dict[str, Any], str, bytes]:
