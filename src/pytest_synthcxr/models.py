@@ -50,7 +50,7 @@ def load_judge(name: str, device: str = "auto") -> Any:
     if name == "phantom":
         from .judges.phantom import PhantomJudge
 
-        return PhantomJudge(device=resolve_device(device))
+        return PhantomJudge(device=device)  # resolves "auto" when it first scores
     raise ModelError(f"synthcxr: unknown judge {name!r}; known judges: phantom")
 
 

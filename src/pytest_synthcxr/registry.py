@@ -423,12 +423,12 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
     from .judges.base import JudgeError
 
     c = plan.config
-    dev = resolve_device(device)
     try:
         if c.kind == "phantom":
             from .judges.phantom import PhantomJudge
 
-            return PhantomJudge(device=dev)
+            return PhantomJudge(device=device)  # resolves "auto" when it first scores
+        dev = resolve_device(device)
         if c.kind == "xrv":
             from .judges.xrv import DEFAULT_WEIGHTS, XRVJudge
 

@@ -111,6 +111,11 @@ class PhantomJudge:
         if self._net is None:
             from safetensors.torch import load_file
 
+            if self.device == "auto":  # resolved only now: a run served by the cache never imports torch
+                from ..models import resolve_device
+
+                self.device = resolve_device("auto")
+
             from .phantom_net import PhantomNet
 
             tensors = load_file(str(self.weights_path))
