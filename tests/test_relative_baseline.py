@@ -128,3 +128,44 @@ def test_a_ratio_bound_is_the_baseline_minus_the_margin(tmp_path):
     (resolved,) = resolve_relative([check], baseline, 1)
     assert resolved.direction == "min" and resolved.threshold == pytest.approx(0.75)
     assert "(bound: baseline 0.800 - 0.05)" in resolved.quantity
+
+
+HALLUCINATION = """
+seed = 0
+samples_per_cell = 48
+sampling = "fixed"
+findings = ["Effusion"]
+thumbnails = 0
+
+[subgroups]
+sex = ["female"]
+race = ["White"]
+
+[hallucination]
+{bound}
+"""
+
+
+def test_hallucination_and_uncertainty_bounds_can_be_relative_too(pytester):
+    _run(pytester, HALLUCINATION.format(bound="max_rate = 0.9"), "--synthcxr-json=base.json")
+    base = _item(pytester, "base.json")
+    _run(pytester, HALLUCINATION.format(bound="relative_to_baseline = true\nmax_increase = 0.03"), "--synthcxr-baseline=base.json", "--synthcxr-json=new.json")
+    new = _item(pytester, "new.json")
+    assert new["threshold"] == pytest.approx(base["estimate"] + 0.03, abs=1e-6)
+    assert new["estimate"] == base["estimate"] and new["verdict"] == _verdict(new)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[hallucination]\nmax_rate = 0.1\nrelative_to_baseline = true\nmax_increase = 0.1\n", "hallucination[0]: relative_to_baseline takes 'max_increase' (and not 'max_rate')"),
+        ("[uncertainty]\nmax_increase = 0.1\n", "uncertainty[0]: max_increase needs relative_to_baseline = true"),
+        ("[uncertainty]\nfindings = ['Effusion']\n", "uncertainty[0]: 'max_entropy' is required"),
+    ],
+)
+def test_relative_bounds_of_other_families_are_validated(tmp_path, body, message):
+    path = tmp_path / "synthcxr.toml"
+    path.write_text(body)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert message in str(info.value)

@@ -111,16 +111,44 @@ class ValiditySpec(_Section):
         return self
 
 
-class UncertaintySpec(_Section):
+class _RelativeMax(_Section):
+    """A 'max' bound given either absolutely or as the baseline run's estimate + max_increase."""
+
+    relative_to_baseline: bool = False
+    max_increase: float | None = Rate
+
+    def _bound_key(self) -> str:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _absolute_or_relative(self) -> "_RelativeMax":
+        key = self._bound_key()
+        if self.relative_to_baseline:
+            if self.max_increase is None or getattr(self, key) is not None:
+                raise ValueError(f"relative_to_baseline takes 'max_increase' (and not '{key}')")
+        elif self.max_increase is not None:
+            raise ValueError("max_increase needs relative_to_baseline = true")
+        elif getattr(self, key) is None:
+            raise ValueError(f"'{key}' is required (or relative_to_baseline = true with max_increase)")
+        return self
+
+
+class UncertaintySpec(_RelativeMax):
     findings: list[Finding] | None = None
-    max_entropy: float = Field(ge=0.0, le=1.0)
+    max_entropy: float | None = Field(default=None, ge=0.0, le=1.0)
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
 
+    def _bound_key(self) -> str:
+        return "max_entropy"
 
-class HallucinationSpec(_Section):
+
+class HallucinationSpec(_RelativeMax):
     probes: list[Probe] = Field(default_factory=lambda: list(PROBES), min_length=1)
-    max_rate: float = Field(ge=0.0, le=1.0)
+    max_rate: float | None = Rate
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
+
+    def _bound_key(self) -> str:
+        return "max_rate"
 
 
 class JudgeErrorSpec(_Section):

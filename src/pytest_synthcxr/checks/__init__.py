@@ -83,10 +83,11 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                 UncertaintyCheck(
                     name=finding,
                     samples=u.samples or spec.samples_per_cell,
-                    threshold=u.max_entropy,
+                    threshold=float("nan") if u.relative_to_baseline else u.max_entropy,  # type: ignore[arg-type]
                     direction="max",
                     finding=finding,
                     population=population,
+                    baseline_margin=u.max_increase,
                 )
             )
     for h in spec.hallucination:
@@ -95,10 +96,11 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                 HallucinationCheck(
                     name=probe,
                     samples=h.samples or spec.samples_per_cell,
-                    threshold=h.max_rate,
+                    threshold=float("nan") if h.relative_to_baseline else h.max_rate,  # type: ignore[arg-type]
                     direction="max",
                     probe=probe,
                     population=population,
+                    baseline_margin=h.max_increase,
                     **judged(probe),  # type: ignore[arg-type]
                 )
             )

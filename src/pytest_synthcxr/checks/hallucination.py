@@ -17,6 +17,8 @@ class HallucinationCheck(Check):
     family = "hallucination"
     probe: str = "COVID-19"
     population: tuple[Cell, ...] = ()
+    #: relative_to_baseline: the bound is the baseline run's estimate + this (report.baseline.resolve_relative)
+    baseline_margin: float | None = None
 
     @property
     def quantity(self) -> str:

@@ -16,6 +16,8 @@ class UncertaintyCheck(Check):
     family = "uncertainty"
     finding: str = ""
     population: tuple[Cell, ...] = ()
+    #: relative_to_baseline: the bound is the baseline run's estimate + this (report.baseline.resolve_relative)
+    baseline_margin: float | None = None
 
     @property
     def quantity(self) -> str:
