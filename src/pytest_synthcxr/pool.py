@@ -37,6 +37,7 @@ class _CellSamples:
     valid: list[bool] = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)  # one (K,) row per sample
     thumbnails: list[np.ndarray] = field(default_factory=list)  # uint8 (h, w)
+    frame: Any = None  # table of all samples so far (see SamplePool._frame)
 
 
 @dataclass
@@ -241,22 +242,32 @@ class SamplePool:
         import pandas as pd
 
         self.ensure(cells, n)
-        outputs = list(self.judge.outputs)
-        frames = []
-        for cell in dict.fromkeys(cells):
-            entry = self._cells[cell.key]
-            attrs = cell.attributes
-            frame = pd.DataFrame(np.vstack(entry.scores[:n]), columns=[score_column(o) for o in outputs])
-            frame.insert(0, "cell", cell.key)
-            frame.insert(1, "finding", cell.finding or "")
-            frame.insert(2, "sex", attrs.get("sex", ""))
-            frame.insert(3, "race", attrs.get("race", ""))
-            frame.insert(4, "named", cell.named)
-            frame.insert(5, "i", np.arange(n))
-            frame.insert(6, "seed", entry.seeds[:n])
-            frame.insert(7, "valid", entry.valid[:n])
-            frames.append(frame)
+        frames = [self._frame(self._cells[cell.key]).iloc[:n] for cell in dict.fromkeys(cells)]
         return pd.concat(frames, ignore_index=True)
+
+    def _frame(self, entry: _CellSamples) -> Any:
+        """All samples of one cell as a frame, rebuilt only when the cell has grown (checks ask
+        for tables every round: building them afresh each time was most of a warm run)."""
+        import pandas as pd
+
+        if entry.frame is None or len(entry.frame) != len(entry.seeds):
+            cell, n = entry.cell, len(entry.seeds)
+            attrs = cell.attributes
+            scores = np.vstack(entry.scores) if entry.scores else np.empty((0, len(self.judge.outputs)))
+            columns: dict[str, Any] = {
+                "cell": [cell.key] * n,
+                "finding": [cell.finding or ""] * n,
+                "sex": [attrs.get("sex", "")] * n,
+                "race": [attrs.get("race", "")] * n,
+                "named": np.full(n, cell.named, dtype=bool),
+                "i": np.arange(n),
+                "seed": np.asarray(entry.seeds, dtype=np.int64),
+                "valid": np.asarray(entry.valid, dtype=bool),
+            }
+            for j, output in enumerate(self.judge.outputs):
+                columns[score_column(output)] = scores[:, j]
+            entry.frame = pd.DataFrame(columns)
+        return entry.frame
 
     def images(self, cells: Sequence[Cell], n: int) -> tuple[np.ndarray, Any]:
         """Images of samples 0..n-1 of the cells, in the row order of table(cells, n), with that
