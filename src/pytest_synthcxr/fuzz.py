@@ -13,6 +13,7 @@ on this sampler, replaying a previous run's falsifying pair first when given a d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,20 +72,24 @@ class PairedSampler:
         """Scores of samples 0..n-1 of `prompt` (generating only what is missing)."""
         have = self._scores.get(prompt, np.empty((0, len(self.outputs))))
         if len(have) < n:
-            seeds = self.seeds(n)[len(have) :]
             parts = [have]
-            for start in range(0, len(seeds), self.batch_size):
-                chunk = seeds[start : start + self.batch_size]
-                images = self.generator.generate([prompt] * len(chunk), chunk)
-                bad = invalid_mask(images)
-                rows = np.full((len(chunk), len(self.outputs)), np.nan)
+            for images, bad in self._draw(prompt, len(have), n):
+                rows = np.full((len(images), len(self.outputs)), np.nan)
                 if (~bad).any():
                     rows[~bad] = self.judge.predict(images[~bad])
                 parts.append(rows)
-                self.generated += len(chunk)
             have = np.vstack(parts)
             self._scores[prompt] = have
         return have[:n]
+
+    def _draw(self, prompt: str, start: int, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Images of samples start..n-1 of `prompt` in batches, with their invalid masks."""
+        seeds = self.seeds(n)[start:]
+        for begin in range(0, len(seeds), self.batch_size):
+            chunk = seeds[begin : begin + self.batch_size]
+            images = self.generator.generate([prompt] * len(chunk), chunk)
+            self.generated += len(chunk)
+            yield images, invalid_mask(images)
 
     def probability(self, prompt: str, finding: str, n: int) -> np.ndarray:
         """The judge's score of `finding` on samples 0..n-1 (> 0.5: positive); NaN: invalid image."""
@@ -96,18 +101,13 @@ class PairedSampler:
         k = len(self.outputs)
         have = self._sides.get(prompt, np.empty((0, 2, k)))
         if len(have) < n:
-            seeds = self.seeds(n)[len(have) :]
             parts = [have]
-            for start in range(0, len(seeds), self.batch_size):
-                chunk = seeds[start : start + self.batch_size]
-                images = self.generator.generate([prompt] * len(chunk), chunk)
-                bad = invalid_mask(images)
-                rows = np.full((len(chunk), 2, k), np.nan)
+            for images, bad in self._draw(prompt, len(have), n):
+                rows = np.full((len(images), 2, k), np.nan)
                 if (~bad).any():
                     for side, halves in enumerate(hemithoraces(images[~bad])):
                         rows[~bad, side] = self.judge.predict(halves)
                 parts.append(rows)
-                self.generated += len(chunk)
             have = np.concatenate(parts)
             self._sides[prompt] = have
         return have[:n]
