@@ -143,11 +143,17 @@ def test_two_processes_share_the_work_and_never_draw_a_sample_twice(tmp_path):
     script.write_text(
         f"import sys, json\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_cache import *\n"
+        "import os, pathlib, time\n"
+        "gate = pathlib.Path(sys.argv[2])\n"
+        "(gate / str(os.getpid())).touch()\n"
+        "while len(list(gate.iterdir())) < 2:  # start together, however long imports took\n"
+        "    time.sleep(0.01)\n"
         "p = pool(SampleCache(sys.argv[1]), batch_size=4, generator=CountingGenerator(delay=0.01))\n"
         "p.ensure(CELLS, 20)\n"
         "print(json.dumps({'generated': p.stats.generated, 'cached': p.stats.cached}))\n"
     )
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "c")], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    (tmp_path / "gate").mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "c"), str(tmp_path / "gate")], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     total = 20 * len(CELLS)
