@@ -115,3 +115,6 @@ def test_more_samples_note():
     assert more_samples_note(r) == "about 525 more samples per cell would likely decide it"
     at = result("a", "inconclusive", value=0.1, low=0.05, high=0.15, threshold=0.1)
     assert "sits at the threshold" in more_samples_note(at)
+    # lopsided (clipped at 0): the upper half 0.106 crosses the threshold 0.075 away, not the mean half
+    clipped = result("a", "inconclusive", value=0.025, low=0.0, high=0.131, threshold=0.1, samples=120)
+    assert more_samples_note(clipped) == "about 120 more samples per cell would likely decide it"

@@ -68,7 +68,8 @@ def more_samples_note(result: Result) -> str:
     """How many more samples per cell would likely decide an inconclusive item (1/sqrt(n) shrinkage)."""
     e = result.corrected if result.decided_on == "corrected" and result.corrected is not None else result.estimate
     distance = abs(e.value - result.threshold)
-    half = (e.high - e.low) / 2
+    # the half of the interval that crosses the threshold (intervals clipped at 0 or 1 are lopsided)
+    half = e.high - e.value if result.threshold > e.value else e.value - e.low
     if not math.isfinite(e.value) or distance < 1e-9 or result.samples == 0:
         return "the estimate sits at the threshold: more samples are unlikely to decide it"
     needed = math.ceil(result.samples * (half / distance) ** 2)
