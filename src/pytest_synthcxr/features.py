@@ -75,27 +75,18 @@ def _phantom_features(judge: Any, images: np.ndarray) -> np.ndarray:
 
 
 def _xrv_features(judge: Any, images: np.ndarray) -> np.ndarray:
-    import contextlib
-    import io
-
     import torch
 
     from .judges.base import as_images
-    from .judges.xrv import xrv_preprocess
+    from .judges.xrv import run_chunks
 
-    model = judge._load()
-    images = as_images(images)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), CHUNK):
-            x = torch.from_numpy(xrv_preprocess(images[start : start + CHUNK], judge.resolution)).to(judge.device)
-            with contextlib.redirect_stdout(io.StringIO()):
-                if hasattr(model, "features2"):
-                    feats = model.features2(x)
-                else:  # ResNet: pooled output of its backbone
-                    feats = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(model.features(x), 1), 1)
-            out.append(feats.to("cpu", torch.float64).numpy())
-    return np.concatenate(out) if out else np.empty((0, 0))
+    def head(model: Any, x: Any) -> Any:
+        if hasattr(model, "features2"):
+            return model.features2(x)
+        return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(model.features(x), 1), 1)  # ResNet: pooled backbone
+
+    parts = run_chunks(judge._load(), as_images(images), judge.resolution, judge.device, head, chunk=CHUNK)
+    return np.concatenate(parts) if parts else np.empty((0, 0))
 
 
 def ms_ssim_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:

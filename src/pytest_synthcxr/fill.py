@@ -27,10 +27,9 @@ from .cells import Cell
 def samples_to_fill(checks: Sequence, per_cell: int | None = None) -> list[tuple[Cell, int]]:
     """(cell, index) of every sample the checks can ask for (their full budgets, or at most
     `per_cell` per cell), in an order every rank computes identically."""
-    need: dict[Cell, int] = {}
-    for check in checks:
-        for cell in check.cells():
-            need[cell] = max(need.get(cell, 0), check.samples)
+    from .plan import cell_budgets
+
+    need = cell_budgets(checks)
     ordered = sorted(need, key=lambda c: c.key)
     top = max((min(need[c], per_cell or need[c]) for c in ordered), default=0)
     # index-major: every cell's early samples (the sequential checks' first rounds) come first

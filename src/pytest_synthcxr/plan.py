@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .cells import Cell
 from .checks.base import Check
 from .sequential import schedule
 
@@ -49,11 +50,16 @@ def plan(
         )
         for c in checks
     ]
-    per_cell: dict[str, int] = {}
+    return rows, sum(cell_budgets(checks).values())
+
+
+def cell_budgets(checks: Sequence[Check]) -> dict[Cell, int]:
+    """The most samples any of the checks can ask of each cell (cells are shared between checks)."""
+    need: dict[Cell, int] = {}
     for check in checks:
         for cell in check.cells():
-            per_cell[cell.key] = max(per_cell.get(cell.key, 0), check.samples)
-    return rows, sum(per_cell.values())
+            need[cell] = max(need.get(cell, 0), check.samples)
+    return need
 
 
 def format_plan(

@@ -13,6 +13,7 @@ Importing this module imports neither torch nor torchxrayvision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 import contextlib
@@ -120,6 +121,21 @@ def _drop_catch_all_ignores(before: list[Any]) -> None:
         warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
+def run_chunks(model: Any, images: np.ndarray, resolution: int, device: str, head: Callable[[Any, Any], Any], chunk: int = CHUNK) -> list[np.ndarray]:
+    """`head(model, x)` on each chunk of the images, preprocessed as torchxrayvision expects, under
+    inference mode and with xrv's printed notes silenced; one float64 array per chunk."""
+    import torch
+
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(images), chunk):
+            x = torch.from_numpy(xrv_preprocess(images[start : start + chunk], resolution)).to(device)
+            with contextlib.redirect_stdout(io.StringIO()):  # xrv prints a normalisation heuristic
+                y = head(model, x)
+            parts.append(y.to("cpu", torch.float64).numpy())
+    return parts
+
+
 def xrv_preprocess(images: np.ndarray, size: int = 224) -> np.ndarray:
     """torchxrayvision's exact preprocessing: [0, 1] -> [-1024, 1024] (``xrv.datasets.normalize``
     of 8-bit-range values), XRayCenterCrop, XRayResizer(size) (skimage). float32 (N, 1, size, size)."""
@@ -208,20 +224,11 @@ class XRVJudge:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Calibrated scores (xrv's op_norm: each operating point at 0.5) of the trained outputs."""
-        import torch
-
         images = as_images(images)
-        out = np.empty((len(images), len(self.outputs)), dtype=np.float64)
         if len(images) == 0:
-            return out
-        model = self._load()
-        with torch.inference_mode():
-            for start in range(0, len(images), CHUNK):
-                x = torch.from_numpy(xrv_preprocess(images[start : start + CHUNK], self.resolution)).to(self.device)
-                with contextlib.redirect_stdout(io.StringIO()):  # xrv prints a normalisation heuristic
-                    scores = model(x).to("cpu", torch.float64).numpy()
-                out[start : start + len(x)] = scores[:, self._index]
-        return np.clip(out, 0.0, 1.0)
+            return np.empty((0, len(self.outputs)), dtype=np.float64)
+        scores = np.concatenate(run_chunks(self._load(), images, self.resolution, self.device, lambda model, x: model(x)))
+        return np.clip(scores[:, self._index], 0.0, 1.0)
 
 
 #: demographic attribute judges of torchxrayvision's baseline_models: kind -> (class path, weight
@@ -322,15 +329,8 @@ class XRVAttributeJudge:
         import torch
 
         images = as_images(images)
-        out = np.empty((len(images), len(self.outputs)), dtype=np.float64)
         if len(images) == 0:
-            return out
-        model = self._load()
-        with torch.inference_mode():
-            for start in range(0, len(images), CHUNK):
-                x = torch.from_numpy(xrv_preprocess(images[start : start + CHUNK], self.resolution)).to(self.device)
-                with contextlib.redirect_stdout(io.StringIO()):
-                    y = model(x).float()
-                y = torch.exp(y) if self.kind == "xrv-race" else torch.softmax(y, dim=1)  # race: log-softmax
-                out[start : start + len(x)] = y.to("cpu", torch.float64).numpy()
-        return np.clip(out, 0.0, 1.0)
+            return np.empty((0, len(self.outputs)), dtype=np.float64)
+        to_probability = torch.exp if self.kind == "xrv-race" else (lambda y: torch.softmax(y, dim=1))  # race: log-softmax
+        parts = run_chunks(self._load(), images, self.resolution, self.device, lambda model, x: to_probability(model(x).float()))
+        return np.clip(np.concatenate(parts), 0.0, 1.0)
