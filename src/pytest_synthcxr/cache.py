@@ -162,7 +162,7 @@ class SampleCache:
         with self._transaction():
             # a sample written meanwhile by another process is identical (same key, same image): keep the first
             self._db.executemany("INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
-            self._db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?", [(r[0], self.owner) for r in records])
+            self.release([r[0] for r in records])  # joins this transaction
         return entries
 
     def _write_image(self, sha: str, image: np.ndarray) -> str:
@@ -185,15 +185,19 @@ class SampleCache:
         dropped, so the sample is generated again)."""
         if entry.file is None:
             return None
-        path = self.root / entry.file
+        image = self._intact(entry.file, entry.image_sha)
+        if image is None:
+            self.drop(entry)
+        return image
+
+    def _intact(self, rel: str, sha: str) -> np.ndarray | None:
+        """The image in file `rel` if it decodes and matches its hash, else None."""
+        path = self.root / rel
         try:
             image = _decode(path.read_bytes(), path.suffix)
-        except Exception:  # noqa: BLE001 - unreadable file: same as corrupt
-            image = None
-        if image is None or image_sha(image) != entry.image_sha:
-            self.drop(entry)
+        except Exception:  # noqa: BLE001 - unreadable or missing file: same as corrupt
             return None
-        return image
+        return image if image_sha(image) == sha else None
 
     def drop(self, entry: Entry) -> None:
         with self._transaction():
@@ -287,16 +291,8 @@ class SampleCache:
     def verify(self) -> list[str]:
         """Keys of entries whose stored image is missing or does not match its hash (none are
         dropped: this is the read-only check a test or a user runs)."""
-        bad = []
-        for key, sha, rel in self._db.execute("SELECT key, image_sha, file FROM samples WHERE file IS NOT NULL"):
-            path = self.root / rel
-            try:
-                ok = image_sha(_decode(path.read_bytes(), path.suffix)) == sha
-            except Exception:  # noqa: BLE001
-                ok = False
-            if not ok:
-                bad.append(key)
-        return bad
+        rows = self._db.execute("SELECT key, image_sha, file FROM samples WHERE file IS NOT NULL").fetchall()
+        return [key for key, sha, rel in rows if self._intact(rel, sha) is None]
 
 
 class CacheError(Exception):
