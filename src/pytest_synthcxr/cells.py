@@ -38,7 +38,9 @@ def derive_seed(base_seed: int, cell_key: str, index: int) -> int:
 
 
 def subgroup_label(subgroup: tuple[tuple[str, str], ...]) -> str:
-    """'Hispanic female' for (('sex','female'),('race','Hispanic')); 'all' for the whole population."""
+    """'Hispanic female' for (('sex','female'),('race','Hispanic')), '60-year-old Hispanic female'
+    with ('age','60'); 'all' for the whole population."""
     values = dict(subgroup)
-    words = [values[k] for k in ("race", "sex") if k in values] + [v for k, v in subgroup if k not in ("race", "sex")]
+    words = [f"{values['age']}-year-old"] if values.get("age") else []
+    words += [values[k] for k in ("race", "sex") if k in values] + [v for k, v in subgroup if k not in ("race", "sex", "age")]
     return " ".join(words) or "all"

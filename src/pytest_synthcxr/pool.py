@@ -259,6 +259,7 @@ class SamplePool:
                 "finding": [cell.finding or ""] * n,
                 "sex": [attrs.get("sex", "")] * n,
                 "race": [attrs.get("race", "")] * n,
+                "age": [attrs.get("age", "")] * n,  # years as text; "" when the prompt names none
                 "named": np.full(n, cell.named, dtype=bool),
                 "i": np.arange(n),
                 "seed": np.asarray(entry.seeds, dtype=np.int64),

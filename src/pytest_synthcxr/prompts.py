@@ -73,8 +73,11 @@ class ParsedPrompt:
 
 
 def demographic_phrase(subgroup: Mapping[str, str], age: int | None = None) -> str:
-    """'Hispanic female.' style opener, in the order RoentGen-v2 prompts use (age, race, sex)."""
+    """'Hispanic female.' style opener, in the order RoentGen-v2 prompts use (age, race, sex):
+    '60 year old Hispanic female.' when the subgroup (or `age`) carries an age in years."""
     words = []
+    if age is None and subgroup.get("age"):
+        age = int(subgroup["age"])
     if age is not None:
         words.append(f"{age} year old")
     if "race" in subgroup:

@@ -80,8 +80,17 @@ class MemorizationSpec(_Section):
 
 
 class DemographicSpec(_Section):
-    """Share of images (prompts naming sex and race) whose predicted attribute matches the prompt."""
+    """Share of images (prompts naming sex and race, and age when subgroups.age is set) whose
+    predicted attribute matches the prompt; a predicted age matches within `tolerance` years."""
 
-    attribute: Literal["sex", "race"]
+    attribute: Literal["sex", "race", "age"]
     min_agreement: float = Field(ge=0.0, le=1.0)
+    #: age only: largest |predicted - asked| age, in years, that still agrees (RoentGen-v2 rejects beyond 16)
+    tolerance: float | None = Field(default=None, gt=0.0, le=100.0)
     samples: int | None = Samples
+
+    @model_validator(mode="after")
+    def _tolerance_for_age(self) -> "DemographicSpec":
+        if self.tolerance is not None and self.attribute != "age":
+            raise ValueError(f"'tolerance' applies to attribute 'age' only, not {self.attribute!r}")
+        return self

@@ -7,8 +7,9 @@ point, an existing path (a diffusers pipeline folder, a manifest CSV, or a folde
 manifest.csv), or a Hugging Face hub id ``org/name``.
 
 A judge name is a ``[tool.synthcxr.judges.<name>]`` table, ``phantom``, ``xrv`` (torchxrayvision
-``densenet121-res224-all``), ``xrv:<weights>``, ``xrv-sex`` / ``xrv-race`` (torchxrayvision's
-demographic classifiers: outputs ``sex:female``, ``race:White``, ...), or a
+``densenet121-res224-all``), ``xrv:<weights>``, ``xrv-sex`` / ``xrv-race`` / ``xrv-age``
+(torchxrayvision's demographic models: outputs ``sex:female``, ``race:White``, ..., ``age`` in
+years), or a
 ``pytest_synthcxr.judges`` entry point.
 Several judge names form a :class:`~pytest_synthcxr.judges.ensemble.JudgePanel`.
 
@@ -356,6 +357,14 @@ def check(name: str, source: str, loaded: Any, *, allow_pickle: bool = False) ->
                 else "; pick weights or a judge that scores it, or leave it out of the spec's findings"
             )
             raise ModelError(f"synthcxr: {check_name} needs the output {output!r}, but {why}{hint}")
+        for c in checks:  # demographic fidelity needs an attribute judge in the panel
+            attribute = getattr(c, "attribute", None) if c.family == "demographic" else None
+            if attribute and not any(o == attribute or o.startswith(f"{attribute}:") for o in outputs):
+                shown = "'age'" if attribute == "age" else f"'{attribute}:*'"
+                raise ModelError(
+                    f"synthcxr: {c.nodename} needs {attribute} outputs ({shown}), but judge(s) "
+                    f"{', '.join(j.name for j in judges)} score none; add an attribute judge, e.g. judge = [\"{judges[0].name}\", \"xrv-{attribute}\"]"
+                )
     if plan.config.kind == "folder" and checks:
         _check_manifest_prompts(plan, checks)
     return plan
@@ -442,7 +451,7 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
             )
             judge._load()  # a bad file or device is a one-line error now, not inside an item
             return judge
-        if c.kind in ("xrv-sex", "xrv-race"):
+        if c.kind in ("xrv-sex", "xrv-race", "xrv-age"):
             from .judges.xrv import XRVAttributeJudge
 
             judge = XRVAttributeJudge(c.kind, name=plan.name, path=_abs(c.path, plan.base) if c.path else None, device=dev)

@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,6 +26,7 @@ Probe = Literal[PROBES + FINDINGS]  # type: ignore[valid-type]
 Sex = Literal[SEXES]  # type: ignore[valid-type]
 Race = Literal[RACES]  # type: ignore[valid-type]
 Rate = Field(default=None, ge=0.0, le=1.0)
+Age = Annotated[int, Field(ge=1, le=110)]
 
 ERR_MISSING = "synthcxr: spec file not found: {path}"
 ERR_TOML = "synthcxr: {path}: invalid TOML: {error}"
@@ -44,11 +45,16 @@ class _Section(BaseModel):
 class Subgroups(_Section):
     sex: list[Sex] = Field(default_factory=lambda: list(SEXES), min_length=1)
     race: list[Race] = Field(default_factory=lambda: list(RACES), min_length=1)
+    #: ages in years written into the demographic-fidelity prompts, RoentGen-v2 style ("60 year old
+    #: White female."): each becomes a third attribute of those cells. Empty: prompts name no age
+    age: list[Age] = Field(default_factory=list)
     #: subgroup that deviations are measured from
     reference: dict[Literal["sex", "race"], str] = Field(default_factory=lambda: {"sex": "female", "race": "White"})
 
     @model_validator(mode="after")
     def _reference_in_grid(self) -> "Subgroups":
+        if len(set(self.age)) != len(self.age):
+            raise ValueError(f"age lists an age twice: {self.age}")
         for attribute, value in self.reference.items():
             allowed = getattr(self, attribute)
             if value not in allowed:
@@ -276,6 +282,12 @@ class AuditSpec(_Section):
                 if isinstance(data.get(key), dict):
                     data[key] = [data[key]]
         return data
+
+    @model_validator(mode="after")
+    def _ages_for_age_checks(self) -> "AuditSpec":
+        if any(d.attribute == "age" for d in self.demographic) and not self.subgroups.age:
+            raise ValueError("demographic attribute 'age' needs ages to ask for: set subgroups.age (e.g. [40, 60, 80])")
+        return self
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,16 @@
-"""Demographic fidelity: does the image show the sex (or race) its prompt named? Read from an
+"""Demographic fidelity: does the image show the sex, race (or age) its prompt named? Read from an
 attribute judge's class probabilities in the score table (columns ``p:sex:female``,
 ``p:sex:male``; ``p:race:Asian`` ...; e.g. torchxrayvision's sex and race models in a judge
 panel): the predicted class is the most probable one, and the estimate is the share of images
 whose predicted class is the one the prompt named, with a Wilson (or anytime-valid) interval.
 Subgroups whose value the judge has no class for (e.g. Hispanic for a White/Black/Asian race
-model) are left out and named in the detail."""
+model) are left out and named in the detail.
+
+Age is read from a regression output in years (column ``p:age``, e.g. torchxrayvision's riken age
+model as ``xrv-age``): an image agrees when its predicted age is within ``tolerance`` years of the
+age its prompt asked for (RoentGen-v2 rejects its own images beyond 16 years). The detail adds
+the mean absolute error and the mean signed error (predicted minus asked: a generator that draws
+everyone too old or too young shows here)."""
 
 from __future__ import annotations
 
@@ -21,6 +27,12 @@ ERR_NO_CLASSES = (
     "{check}: the judge has no {attribute} outputs ({prefix}*); add an attribute judge to the panel "
     "(e.g. judge = [\"xrv\", \"xrv-{attribute}\"])"
 )
+ERR_NO_AGE = (
+    "{check}: the judge has no age output ({column}); add an age judge to the panel "
+    "(e.g. judge = [\"xrv\", \"xrv-age\"])"
+)
+#: years a predicted age may be off and still agree (RoentGen-v2's own filter)
+DEFAULT_AGE_TOLERANCE = 16.0
 
 
 def attribute_classes(table: Any, attribute: str) -> list[str]:
@@ -32,17 +44,24 @@ def attribute_classes(table: Any, attribute: str) -> list[str]:
 @dataclass(frozen=True)
 class DemographicCheck(Check):
     family = "demographic"
-    attribute: Literal["sex", "race"] = "sex"
+    attribute: Literal["sex", "race", "age"] = "sex"
     population: tuple[Cell, ...] = ()  # cells whose prompt names the subgroup
+    #: age only: largest |predicted - asked| in years that agrees
+    tolerance: float | None = None
 
     @property
     def quantity(self) -> str:
+        if self.attribute == "age":
+            tolerance = DEFAULT_AGE_TOLERANCE if self.tolerance is None else self.tolerance
+            return f"share of images whose predicted age is within {tolerance:g} years of the age the prompt named"
         return f"share of images whose predicted {self.attribute} is the one the prompt named"
 
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
+        if self.attribute == "age":
+            return self._measure_age(table, alpha, interval)
         classes = attribute_classes(table, self.attribute)
         if not classes:
             raise ValueError(ERR_NO_CLASSES.format(check=self.nodename, attribute=self.attribute, prefix=score_column(f"{self.attribute}:")))
@@ -69,7 +88,32 @@ class DemographicCheck(Check):
         detail = f"{total_count} of {total_n} images"
         if skipped:
             detail += f"; left out (no such class in the judge): {', '.join(sorted(set(skipped)))}"
-        return Measured(estimate, detail, tuple(groups))
+        return Measured(estimate, detail, tuple(groups), denominator=total_n)
+
+    def _measure_age(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
+        column = score_column("age")
+        if column not in table.columns:
+            raise ValueError(ERR_NO_AGE.format(check=self.nodename, column=column))
+        tolerance = DEFAULT_AGE_TOLERANCE if self.tolerance is None else self.tolerance
+        by_group: dict[tuple[tuple[str, str], ...], list[Cell]] = {}
+        for cell in self.population:
+            if "age" not in cell.attributes:
+                raise ValueError(f"{self.nodename}: cell {cell.key} names no age; set subgroups.age")
+            by_group.setdefault(cell.subgroup, []).append(cell)
+        errors: list[np.ndarray] = []
+        groups = []
+        for subgroup, cells in by_group.items():
+            error = rows(table, cells)[column].to_numpy(dtype=float) - float(dict(subgroup)["age"])
+            errors.append(error)
+            count = int((np.abs(error) <= tolerance).sum())  # NaN (a failed prediction) never agrees
+            groups.append(group_rate(subgroup_label(subgroup), count, len(error), alpha))
+        error = np.concatenate(errors) if errors else np.empty(0)
+        count, n = int((np.abs(error) <= tolerance).sum()), int(len(error))
+        estimate = proportion(count, n, alpha, interval, self.threshold)
+        detail = f"{count} of {n} images within {tolerance:g} years"
+        if n:
+            detail += f"; mean absolute error {np.nanmean(np.abs(error)):.1f} years, mean predicted - asked {np.nanmean(error):+.1f} years"
+        return Measured(estimate, detail, tuple(groups), denominator=n)
 
 
-__all__ = ["DemographicCheck", "attribute_classes"]
+__all__ = ["DEFAULT_AGE_TOLERANCE", "DemographicCheck", "attribute_classes"]

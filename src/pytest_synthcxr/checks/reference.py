@@ -357,9 +357,12 @@ def build_reference_checks(spec: Any, population: tuple[Cell, ...], full_grid: l
                 )
             )
     for d in getattr(spec, "demographic", ()):
-        from .demographic import DemographicCheck
+        from .demographic import DEFAULT_AGE_TOLERANCE, DemographicCheck
 
-        named = tuple(Cell(x, g, True) for g in full_grid for x in (*spec.findings, None))
+        # every attribute check judges the same images: prompts naming sex, race (and age, if the
+        # spec lists ages: "60 year old White female.")
+        ages = [(("age", str(a)),) for a in spec.subgroups.age] or [()]
+        named = tuple(Cell(x, g + a, True) for g in full_grid for a in ages for x in (*spec.findings, None))
         checks.append(
             DemographicCheck(
                 name=f"{d.attribute}-agreement",
@@ -368,6 +371,7 @@ def build_reference_checks(spec: Any, population: tuple[Cell, ...], full_grid: l
                 direction="min",
                 attribute=d.attribute,
                 population=named,
+                tolerance=(d.tolerance or DEFAULT_AGE_TOLERANCE) if d.attribute == "age" else None,
             )
         )
     for m in spec.memorization:

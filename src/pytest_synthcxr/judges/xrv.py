@@ -242,6 +242,8 @@ ATTRIBUTE_MODELS: dict[str, tuple[str, str, tuple[str, ...], int]] = {
         ("race:Asian", "race:Black", "race:White"),
         320,
     ),
+    # a TorchScript file (torch.jit.load), not a pickle; its one output is the age in years
+    "xrv-age": ("riken:AgeModel", "baseline_models_riken_xray_age_every_model_age_senet154_v2_tl_26_ft_7_fp32.pt", ("age",), 320),
 }
 
 
@@ -257,7 +259,8 @@ class XRVAttributeJudge:
     """torchxrayvision's sex (MIRA) or race (Emory HITI) classifier: the probability of each class
     (softmax), for a demographic-fidelity check (does the image show the sex or race the prompt
     asked for?). No operating point is calibrated: the predicted class is the most probable one,
-    and a probability above 0.5 is always the predicted class."""
+    and a probability above 0.5 is always the predicted class. The age model (RIKEN) scores one
+    output, ``age``, in years (not a probability)."""
 
     def __init__(self, kind: str, *, name: str | None = None, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
         if kind not in ATTRIBUTE_MODELS:
@@ -331,6 +334,9 @@ class XRVAttributeJudge:
         images = as_images(images)
         if len(images) == 0:
             return np.empty((0, len(self.outputs)), dtype=np.float64)
+        if self.kind == "xrv-age":  # years: a regression output, neither a probability nor clipped
+            parts = run_chunks(self._load(), images, self.resolution, self.device, lambda model, x: model(x).float().reshape(len(x), 1))
+            return np.concatenate(parts)
         to_probability = torch.exp if self.kind == "xrv-race" else (lambda y: torch.softmax(y, dim=1))  # race: log-softmax
         parts = run_chunks(self._load(), images, self.resolution, self.device, lambda model, x: to_probability(model(x).float()))
         return np.clip(np.concatenate(parts), 0.0, 1.0)

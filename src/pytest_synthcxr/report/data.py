@@ -53,7 +53,12 @@ def build(audit: Any) -> dict[str, Any]:
             "inconclusive": spec.inconclusive,
             "samples_per_cell": spec.samples_per_cell,
             "findings": list(spec.findings),
-            "subgroups": {"sex": list(spec.subgroups.sex), "race": list(spec.subgroups.race), "reference": dict(spec.subgroups.reference)},
+            "subgroups": {
+                "sex": list(spec.subgroups.sex),
+                "race": list(spec.subgroups.race),
+                **({"age": list(spec.subgroups.age)} if spec.subgroups.age else {}),
+                "reference": dict(spec.subgroups.reference),
+            },
         },
         "seed": audit.options.seed,
         "samples": {"total": total, "valid": valid, "invalid": total - valid, "cells": len(prompts)},
@@ -168,6 +173,8 @@ def _rates(table: Any, spec: Any, confidence: float) -> list[dict[str, Any]]:
         return []
     alpha = 1 - confidence
     valid = table[table["valid"]]
+    if "age" in valid:  # prompts naming an age (demographic-fidelity cells) are other populations
+        valid = valid[valid["age"] == ""]
     subgroups = {_subgroup_of(s, r) for s, r in zip(valid["sex"], valid["race"])}
     finest = max((len(g) for g in subgroups), default=0)  # the full sex x race grid; coarser cells (by race only) are left out
     subgroups = sorted((g for g in subgroups if len(g) == finest), key=_subgroup_order(spec))
