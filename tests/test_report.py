@@ -209,8 +209,8 @@ def test_csv_reproduces_every_estimate(written):
     _, folder, _ = written
     data = json.loads((folder / "r.json").read_text())
     csv = _read_csv(folder / "r.csv")
-    assert list(csv.columns[:9]) == ["cell", "finding", "sex", "race", "named", "i", "seed", "valid", "prompt"]
-    assert list(csv.columns[9:]) == [f"p:{o}" for o in OUTPUTS]
+    assert list(csv.columns[:10]) == ["cell", "finding", "sex", "race", "age", "named", "i", "seed", "valid", "prompt"]
+    assert list(csv.columns[10:]) == [f"p:{o}" for o in OUTPUTS]
     assert len(data["items"]) == 15
     for item in data["items"]:
         assert _recompute(item, csv) == pytest.approx(item["estimate"], abs=1e-6), item["check"]

@@ -307,15 +307,17 @@ class XRVAttributeJudge:
 
                 cls = getattr(importlib.import_module(f"{xrv.__name__}.baseline_models.{module_name}"), cls_name)
                 default = default_cache_dir() / basename
-                if self.path.resolve() == default.resolve():
-                    model = cls()
-                else:  # these classes read only ~/.torchxrayvision: show them the user's file there
-                    with tempfile.TemporaryDirectory() as tmp:
-                        folder = Path(tmp) / ".torchxrayvision" / "models_data"
-                        folder.mkdir(parents=True)
-                        os.symlink(self.path.resolve(), folder / basename)
-                        os.environ["HOME"] = tmp
+                with warnings.catch_warnings():  # the age model is TorchScript: torch.jit.load warns it is deprecated
+                    warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+                    if self.path.resolve() == default.resolve():
                         model = cls()
+                    else:  # these classes read only ~/.torchxrayvision: show them the user's file there
+                        with tempfile.TemporaryDirectory() as tmp:
+                            folder = Path(tmp) / ".torchxrayvision" / "models_data"
+                            folder.mkdir(parents=True)
+                            os.symlink(self.path.resolve(), folder / basename)
+                            os.environ["HOME"] = tmp
+                            model = cls()
             except Exception as exc:  # noqa: BLE001 - anything xrv raises on a bad file
                 raise JudgeError(f"synthcxr: judge {self.name!r}: cannot load {self.path}: {exc}") from exc
             finally:
