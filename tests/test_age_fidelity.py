@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -174,8 +175,10 @@ def age_weights(tmp_path_factory):
             return torch.full((x.shape[0], 1), 60.0)
 
     folder = tmp_path_factory.mktemp("xrv-age")
-    torch.jit.save(torch.jit.script(MeanAge()), str(folder / "mean.pt"))
-    torch.jit.save(torch.jit.script(Sixty()), str(folder / "sixty.pt"))
+    with warnings.catch_warnings():  # TorchScript is deprecated, and still what the RIKEN file is
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(MeanAge()), str(folder / "mean.pt"))
+        torch.jit.save(torch.jit.script(Sixty()), str(folder / "sixty.pt"))
     return folder
 
 
@@ -201,11 +204,11 @@ def test_age_judge_runs_xrv_preprocessing_and_returns_years(age_weights, tmp_pat
     assert os.environ["HOME"] == str(home) and not (home / ".torchxrayvision").exists()
 
 
-def _spec(weights, judge: str = "['phantom', 'age']") -> str:
+def _spec(weights, judge: str = "['phantom', 'age']", top: str = "", min_agreement: float = 0.6) -> str:
     return (
-        f"judge = {judge}\nseed = 0\nsamples_per_cell = 8\nfirst_round = 8\nsampling = 'fixed'\nfindings = ['Effusion']\n"
+        f"{top}judge = {judge}\nseed = 0\nsamples_per_cell = 8\nfirst_round = 8\nsampling = 'fixed'\nfindings = ['Effusion']\n"
         "[subgroups]\nsex = ['female']\nrace = ['White']\nage = [40, 60, 80]\n"
-        "[[demographic]]\nattribute = 'age'\nmin_agreement = 0.6\ntolerance = 16\n"
+        f"[[demographic]]\nattribute = 'age'\nmin_agreement = {min_agreement}\ntolerance = 16\n"
         f"[judges.age]\nkind = 'xrv-age'\npath = '{weights}'\n"
     )
 
@@ -236,3 +239,52 @@ def test_an_age_item_without_an_age_judge_is_a_usage_error(pytester, age_weights
     text = result.stderr.str()
     assert "Traceback" not in text
     assert "demographic[age-agreement] needs age outputs ('age'), but judge(s) phantom score none; add an attribute judge, e.g. judge = [\"phantom\", \"xrv-age\"]" in text
+
+
+# -- attribute judges audited on the reference set ------------------------------------------------
+
+
+def test_attribute_audit_against_hand_computed_values() -> None:
+    import pandas as pd
+
+    from pytest_synthcxr.checks.demographic import attribute_audit, attribute_concern
+
+    reference = pd.DataFrame(
+        {
+            "sex": ["female", "female", "male", "male", ""],  # the last records no sex: left out
+            "race": ["White", "Hispanic", "Black", "White", "Asian"],
+            "age": [30.0, 50.0, 70.0, float("nan"), 90.0],
+            "p:sex:male": [0.2, 0.7, 0.9, 0.6, 0.5],
+            "p:sex:female": [0.8, 0.3, 0.1, 0.4, 0.5],
+            "p:age": [40.0, 80.0, 70.0, 20.0, 60.0],  # errors +10, +30, 0, (no age), -30
+        }
+    )
+    sex = attribute_audit(reference, "sex", 0.05)
+    assert (sex["count"], sex["n"], sex["rate"], sex["classes"]) == (3, 4, 0.75, ["male", "female"])
+    age = attribute_audit(reference, "age", 0.05, tolerance=10)
+    assert (age["count"], age["n"], age["rate"], age["mae"], age["mean_error"]) == (2, 4, 0.5, 17.5, 2.5)
+    assert attribute_audit(reference, "race", 0.05) is None  # no race outputs in the panel
+    assert attribute_audit(reference.drop(columns=["p:age"]), "age", 0.05) is None
+    assert attribute_concern(age, 0.9) and "agrees within 10 years with the recorded age for only 0.50" in attribute_concern(age, 0.9)[0]
+    assert attribute_concern(age, 0.5) == []  # the bound is inside the judge's own interval: no reason to doubt it
+
+
+def test_the_age_judge_is_audited_on_the_reference_ages(pytester, age_weights, tmp_path, monkeypatch) -> None:
+    """Known answer: a judge that says 60 for every image agrees within 16 years with exactly the
+    phantom reference images drawn at ages 44..76, and its mean absolute error is mean |60 - age|."""
+    from pytest_synthcxr.reference import phantom_reference
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pytester.makefile(".toml", synthcxr=_spec(age_weights / "sixty.pt", top="reference = 'phantom:96'\n", min_agreement=0.9))
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-json=out.json", "--synthcxr-report=out.html", "--synthcxr-no-cache", "-p", "no:randomly", "-W", "default")
+    result.assert_outcomes(failed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*SynthCXRJudgeWarning: *demographic*age-agreement*: on the reference set the age judge agrees within 16 years*a fail may be the judge's*"])
+    data = json.loads((pytester.path / "out.json").read_text())
+    ages = phantom_reference(96, findings=("Effusion",)).records["age"].to_numpy(dtype=float)
+    audited = {a["attribute"]: a for a in data["reference"]["attributes"]}
+    assert set(audited) == {"age"}
+    assert audited["age"]["n"] == 96 and audited["age"]["count"] == int((np.abs(60 - ages) <= 16).sum())
+    assert audited["age"]["mae"] == pytest.approx(np.abs(60 - ages).mean(), abs=1e-5)
+    assert [w["item"] for w in data["reference"]["warnings"]] == ["demographic[age-agreement]"]
+    html = (pytester.path / "out.html").read_text()
+    assert "Attribute judges on the reference set" in html

@@ -151,6 +151,8 @@ class Comparison:
         (bias items: theirs; the others: every subgroup), from the labelled reference set."""
         from .checks.reference import judge_concerns
 
+        if check.family == "demographic":
+            return self._attribute_concerns(check, alpha) if self.reference is not None else []
         finding = getattr(check, "finding", None)
         if self.reference is None or not finding or check.family not in JUDGED_FAMILIES:
             return []
@@ -158,6 +160,20 @@ class Comparison:
         key = (finding, subgroups, alpha, max_gap, max_ece)
         if key not in self._concerns:
             self._concerns[key] = judge_concerns(self.reference_scores(), finding, subgroups, alpha, max_gap=max_gap, max_ece=max_ece)
+        return self._concerns[key]
+
+    def attribute_audit(self, attribute: str, alpha: float, tolerance: float | None = None) -> dict[str, Any] | None:
+        """The attribute judge against the reference set's recorded sex, race or age."""
+        from .checks.demographic import DEFAULT_AGE_TOLERANCE, attribute_audit
+
+        return attribute_audit(self.reference_scores(), attribute, alpha, DEFAULT_AGE_TOLERANCE if tolerance is None else tolerance)
+
+    def _attribute_concerns(self, check: Any, alpha: float) -> list[str]:
+        from .checks.demographic import attribute_concern
+
+        key = ("attribute", check.attribute, check.tolerance, alpha, check.threshold)
+        if key not in self._concerns:
+            self._concerns[key] = attribute_concern(self.attribute_audit(check.attribute, alpha, check.tolerance), check.threshold)
         return self._concerns[key]
 
     # -- bundles for checks ------------------------------------------------------------------------

@@ -116,4 +116,55 @@ class DemographicCheck(Check):
         return Measured(estimate, detail, tuple(groups), denominator=n)
 
 
-__all__ = ["DEFAULT_AGE_TOLERANCE", "DemographicCheck", "attribute_classes"]
+def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: float = DEFAULT_AGE_TOLERANCE) -> dict[str, Any] | None:
+    """The attribute judge against the sex, race or age recorded for each reference image: the
+    share it gets right (age: within `tolerance` years) with a Wilson interval, over the images
+    with a recorded value it has a class for; for age also the mean absolute and signed error.
+    None when the judge does not score the attribute or no reference image records it."""
+    from ..stats import wilson
+
+    if attribute not in reference.columns:
+        return None
+    if attribute == "age":
+        column = score_column("age")
+        if column not in reference.columns:
+            return None
+        recorded = reference["age"].to_numpy(dtype=float)
+        keep = np.isfinite(recorded) & (recorded >= 0)
+        error = reference.loc[keep, column].to_numpy(dtype=float) - recorded[keep]
+        count, n = int((np.abs(error) <= tolerance).sum()), int(keep.sum())
+        extra: dict[str, Any] = {
+            "tolerance": float(tolerance),
+            "mae": round(float(np.nanmean(np.abs(error))), 6) if n else None,
+            "mean_error": round(float(np.nanmean(error)), 6) if n else None,
+        }
+    else:
+        classes = attribute_classes(reference, attribute)
+        if not classes:
+            return None
+        recorded_text = reference[attribute].astype(str).to_numpy()
+        keep = np.isin(recorded_text, classes)
+        scores = reference.loc[keep, [score_column(f"{attribute}:{c}") for c in classes]].to_numpy(dtype=float)
+        predicted = np.array(classes)[scores.argmax(axis=1)] if len(scores) else np.array([], dtype=str)
+        count, n = int((predicted == recorded_text[keep]).sum()), int(keep.sum())
+        extra = {"classes": classes}
+    if n == 0:
+        return None
+    low, high = wilson(count, n, alpha)
+    return {"attribute": attribute, "count": count, "n": n, "rate": round(count / n, 6), "low": round(low, 6), "high": round(high, 6), **extra}
+
+
+def attribute_concern(entry: dict[str, Any] | None, threshold: float) -> list[str]:
+    """Why a demographic item's fail may be the judge's: on real images with a recorded value,
+    the judge's own agreement is surely below the item's bound."""
+    if entry is None or not entry["high"] < threshold:
+        return []
+    within = f" within {entry['tolerance']:g} years" if entry["attribute"] == "age" else ""
+    return [
+        f"on the reference set the {entry['attribute']} judge agrees{within} with the recorded {entry['attribute']} for only "
+        f"{entry['rate']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}] of {entry['n']} real images, below this item's bound "
+        f"{threshold:g}: a fail may be the judge's, not the generator's"
+    ]
+
+
+__all__ = ["DEFAULT_AGE_TOLERANCE", "DemographicCheck", "attribute_audit", "attribute_classes", "attribute_concern"]

@@ -51,6 +51,7 @@ def section(audit: Any) -> dict[str, Any] | None:
         "entropy": _entropy(scores, spec),
         "hallucination": _hallucination(table, scores, audit, alpha),
         "judge": judge,
+        "attributes": _attributes(audit, alpha),
         "warnings": _warnings(audit),
         "closest": _closest(audit, comparison),
     }
@@ -140,6 +141,18 @@ def _hallucination(table: Any, scores: Any, audit: Any, alpha: float) -> list[di
     return out
 
 
+def _attributes(audit: Any, alpha: float) -> list[dict[str, Any]]:
+    """Each attribute judge in the panel (sex, race, age) against the reference set's recorded
+    values; age at the tolerance of the spec's age item (16 years without one)."""
+    tolerances = {c.attribute: c.tolerance for c in audit.checks if c.family == "demographic"}
+    out = []
+    for attribute in ("sex", "race", "age"):
+        entry = audit.comparison.attribute_audit(attribute, alpha, tolerances.get(attribute))
+        if entry is not None:
+            out.append(entry)
+    return out
+
+
 def _warnings(audit: Any) -> list[dict[str, Any]]:
     """Items whose verdict reads a judge output that the reference set shows biased (for the
     subgroups the item judges) or uncalibrated."""
@@ -150,7 +163,8 @@ def _warnings(audit: Any) -> list[dict[str, Any]]:
             continue
         reasons = audit.comparison.concerns(check, alpha, max_gap=MAX_JUDGE_GAP, max_ece=MAX_JUDGE_ECE)
         if reasons:
-            out.append({"item": check.nodename, "finding": check.finding, "reasons": list(reasons)})
+            finding = getattr(check, "finding", None) or getattr(check, "attribute", "")  # demographic items: the attribute
+            out.append({"item": check.nodename, "finding": finding, "reasons": list(reasons)})
     return out
 
 
