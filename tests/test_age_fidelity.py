@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,3 +289,83 @@ def test_the_age_judge_is_audited_on_the_reference_ages(pytester, age_weights, t
     assert [w["item"] for w in data["reference"]["warnings"]] == ["demographic[age-agreement]"]
     html = (pytester.path / "out.html").read_text()
     assert "Attribute judges on the reference set" in html
+
+
+# -- the phantom world: the phantom attribute judge and the planted age fault ---------------------
+
+DEMOGRAPHIC_SPEC = Path(__file__).parent.parent / "fixtures" / "specs" / "demographic.toml"
+
+
+def test_phantom_attribute_judge_reads_sex_and_age_of_held_out_phantoms() -> None:
+    from pytest_synthcxr.judges.phantom_attributes import PhantomAttributeJudge
+    from pytest_synthcxr.phantom.render import random_scene, render
+
+    images, sexes, ages = [], [], []
+    for i in range(96):  # entropy [seed, 3, i]: never seen in training (splits 4 and 5)
+        rng = np.random.default_rng([11, 3, i])
+        scene = random_scene(rng, noise=(0.0, 0.05))
+        images.append(render(scene, rng, 224))
+        sexes.append(scene.sex)
+        ages.append(scene.age)
+    judge = PhantomAttributeJudge()
+    scores = judge.predict(np.stack(images))
+    assert judge.outputs == ("sex:male", "sex:female", "age") and np.allclose(scores[:, :2].sum(axis=1), 1.0)
+    assert (np.where(scores[:, 1] > 0.5, "female", "male") == np.array(sexes)).mean() >= 0.97
+    error = scores[:, 2] - np.array(ages)
+    assert np.abs(error).mean() <= 5.0 and np.abs(error).max() <= 16.0  # trained MAE about 3 years
+    # a score never depends on the batch it came in
+    assert np.array_equal(judge.predict(np.stack(images[5:8])), scores[5:8])
+    assert judge.settings["validation"]["age_mae"] < 5
+
+
+def test_phantom_attribute_judge_refuses_a_foreign_weights_file() -> None:
+    from pytest_synthcxr.judges.phantom import PhantomWeightsError, default_weights
+    from pytest_synthcxr.judges.phantom_attributes import PhantomAttributeJudge
+
+    with pytest.raises(PhantomWeightsError, match=r"is not a phantom attribute judge"):
+        PhantomAttributeJudge(default_weights())  # the disease judge's file
+
+
+@pytest.mark.parametrize("model", ["phantom", "phantom-biased"])
+def test_phantom_world_age_fault_is_measured(pytester, model) -> None:
+    """Known answer: phantom-biased draws a random age for 30% of prompts naming one; the share of
+    images truly drawn within 16 years of the asked age (from the generator's own record) lies in
+    the age item's interval, and the faithful phantom passes. Sex is always drawn as asked."""
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.spec import load_spec
+
+    pytester.makefile(".toml", synthcxr=DEMOGRAPHIC_SPEC.read_text())
+    result = pytester.runpytest(f"--synthcxr-model={model}", "--synthcxr-json=out.json", "--synthcxr-report=out.html", "--synthcxr-no-cache", "-p", "no:randomly")
+    data = json.loads((pytester.path / "out.json").read_text())
+    items = {i["check"]: i for i in data["items"]}
+    age, sex = items["demographic[age-agreement]"], items["demographic[sex-agreement]"]
+    assert sex["verdict"] == "pass" and sex["estimate"] == 1.0
+    generator = PhantomGenerator(model)
+    check = next(c for c in build_checks(load_spec(DEMOGRAPHIC_SPEC).spec) if c.nodename == "demographic[age-agreement]")
+    n = age["samples_per_cell"]
+    truth = np.mean(
+        [
+            abs(generator.plan(c.prompt, derive_seed(0, c.key, i))[1].age - int(c.attributes["age"])) <= 16
+            for c in check.cells()
+            for i in range(n)
+        ]
+    )
+    assert age["low"] <= truth <= age["high"], (truth, age)
+    if model == "phantom":
+        assert truth == 1.0 and age["verdict"] == "pass"
+        result.assert_outcomes(passed=2)
+    else:
+        assert 0.75 < truth < 0.9 and age["verdict"] == "fail"  # 1 - 0.3 x (share of random ages more than 16 years off)
+        result.assert_outcomes(passed=1, failed=1)
+        assert "mean predicted - asked" in age["detail"]
+
+
+def test_a_race_item_with_the_phantom_attribute_judge_is_refused_before_any_image(tmp_path) -> None:
+    from pytest_synthcxr import registry
+    from pytest_synthcxr.models import ModelError
+
+    path = tmp_path / "synthcxr.toml"
+    path.write_text(DEMOGRAPHIC_SPEC.read_text() + "\n[[demographic]]\nattribute = 'race'\nmin_agreement = 0.9\n")
+    with pytest.raises(ModelError, match=r"demographic\[race-agreement\] needs race outputs \('race:\*'\), but judge\(s\) phantom, phantom-attributes score none; add an attribute judge, e.g. judge = \[\"phantom\", \"xrv-race\"\]"):
+        registry.check("phantom", "test", load_spec(path))
+    assert registry.check("phantom", "test", load_spec(DEMOGRAPHIC_SPEC)).config.kind == "phantom"

@@ -89,7 +89,7 @@ def test_unknown_kinds_and_judges_are_one_line_errors(tmp_path):
     loaded = _loaded(tmp_path, "judge = 'nope'\n[models.x]\nkind = 'gan'\npath = '.'\n")
     with pytest.raises(ModelError, match=r"\[tool.synthcxr.models.x\] kind: unknown generator kind 'gan'; known kinds: diffusers, folder, phantom"):
         registry.resolve_model("x", "test", loaded)
-    with pytest.raises(ModelError, match=r"unknown judge 'nope'; known judges: phantom, xrv, xrv-age, xrv-race, xrv-sex, xrv:densenet121-res224-all"):
+    with pytest.raises(ModelError, match=r"unknown judge 'nope'; known judges: phantom, phantom-attributes, xrv, xrv-age, xrv-race, xrv-sex, xrv:densenet121-res224-all"):
         registry.check("phantom", "test", loaded)
 
 

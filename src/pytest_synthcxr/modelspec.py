@@ -56,7 +56,7 @@ class ModelSpec(_Table):
 class JudgeSpec(_Table):
     """A judge: a torchxrayvision model, a TorchScript file, or a state-dict plus a class."""
 
-    #: xrv | xrv-sex | xrv-race | xrv-age | torchscript | state-dict | phantom | a ``pytest_synthcxr.judges`` entry point
+    #: xrv | xrv-sex | xrv-race | xrv-age | torchscript | state-dict | phantom | phantom-attributes | a ``pytest_synthcxr.judges`` entry point
     kind: str = "xrv"
     #: xrv weight name (kind = "xrv"), e.g. "densenet121-res224-all"
     weights: str | None = None

@@ -9,7 +9,7 @@ manifest.csv), or a Hugging Face hub id ``org/name``.
 A judge name is a ``[tool.synthcxr.judges.<name>]`` table, ``phantom``, ``xrv`` (torchxrayvision
 ``densenet121-res224-all``), ``xrv:<weights>``, ``xrv-sex`` / ``xrv-race`` / ``xrv-age``
 (torchxrayvision's demographic models: outputs ``sex:female``, ``race:White``, ..., ``age`` in
-years), or a
+years), ``phantom-attributes`` (sex and age of phantoms), or a
 ``pytest_synthcxr.judges`` entry point.
 Several judge names form a :class:`~pytest_synthcxr.judges.ensemble.JudgePanel`.
 
@@ -243,7 +243,7 @@ def known_judges(spec: Any = None) -> list[str]:
 
     from .judges.xrv import ATTRIBUTE_MODELS
 
-    names = {"phantom", "xrv", *(f"xrv:{w}" for w in WEIGHT_NAMES), *ATTRIBUTE_MODELS, *_eps(JUDGE_GROUP)}
+    names = {"phantom", "phantom-attributes", "xrv", *(f"xrv:{w}" for w in WEIGHT_NAMES), *ATTRIBUTE_MODELS, *_eps(JUDGE_GROUP)}
     if spec is not None:
         names |= set(spec.judges)
     return sorted(names)
@@ -258,8 +258,8 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
     where = f"[tool.synthcxr.judges.{name}]"
     if spec is not None and name in spec.judges:
         config = spec.judges[name]
-    elif name == "phantom":
-        config = JudgeSpec(kind="phantom")
+    elif name in ("phantom", "phantom-attributes"):
+        config = JudgeSpec(kind=name)
     elif name == "xrv" or name.startswith("xrv:"):
         config = JudgeSpec(kind="xrv", weights=name[4:] or None)
         where = f"judge {name!r}"
@@ -273,6 +273,10 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
     mapping = dict(config.map)
     if config.kind == "phantom":
         return JudgePlan(name, config, FINDINGS + PROBES, base=base)
+    if config.kind == "phantom-attributes":
+        from .judges.phantom_attributes import OUTPUTS
+
+        return JudgePlan(name, config, tuple(mapping.get(o, o) for o in OUTPUTS), base=base)
     if config.kind == "xrv":
         weights = config.weights or xrv.DEFAULT_WEIGHTS
         if weights not in xrv.UNTRAINED:
@@ -307,7 +311,7 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         return JudgePlan(name, config, tuple(mapping.get(label, label) for label in config.labels), base=base)
     if config.kind in _eps(JUDGE_GROUP):
         return JudgePlan(name, config, None, base=base)
-    known = ", ".join(["xrv", *xrv.ATTRIBUTE_MODELS, "torchscript", "state-dict", "phantom", *sorted(_eps(JUDGE_GROUP))])
+    known = ", ".join(["xrv", *xrv.ATTRIBUTE_MODELS, "torchscript", "state-dict", "phantom", "phantom-attributes", *sorted(_eps(JUDGE_GROUP))])
     raise ModelError(f"synthcxr: {where} kind: unknown judge kind {config.kind!r}; known kinds: {known}")
 
 
@@ -437,6 +441,10 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
             from .judges.phantom import PhantomJudge
 
             return PhantomJudge(device=device)  # resolves "auto" when it first scores
+        if c.kind == "phantom-attributes":
+            from .judges.phantom_attributes import PhantomAttributeJudge
+
+            return PhantomAttributeJudge(_abs(c.path, plan.base) if c.path else None, device=device, name=plan.name)
         dev = resolve_device(device)
         if c.kind == "xrv":
             from .judges.xrv import DEFAULT_WEIGHTS, XRVJudge

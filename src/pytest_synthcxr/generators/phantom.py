@@ -4,7 +4,8 @@ Faults (per preset):
 - omission: probability of leaving out a requested finding, per subgroup when the prompt names
   sex and race (bias, and the prompt-demographics effect), and a default for plain prompts;
 - hallucination: probability of adding an unrequested finding or probe (e.g. COVID-19);
-- ghosts: faint, ambiguous versions of unrequested findings that make the judge uncertain.
+- ghosts: faint, ambiguous versions of unrequested findings that make the judge uncertain;
+- age_ignored: probability of drawing a random age when the prompt names one.
 Every random draw comes from the image's seed, in a fixed order, so two prompts that differ in
 one word share the same draws (what counterfactual pairs need).
 """
@@ -33,6 +34,8 @@ class PhantomFaults:
     omission_named: Mapping[str, float] = field(default_factory=dict)  # "female/Hispanic" -> p
     omission_named_default: float | None = None
     hallucination: Mapping[str, float] = field(default_factory=dict)
+    #: probability, when the prompt names an age, of drawing a random age (25 to 85) instead
+    age_ignored: float = 0.0
     severity: tuple[float, float] = (0.8, 1.2)
     noise: tuple[float, float] = (0.015, 0.025)
     #: probability, per finding the prompt did not ask for, of a faint ambiguous version of it
@@ -79,6 +82,7 @@ PRESETS: dict[str, PhantomFaults] = {
             "male/Hispanic": 0.32,
         },
         hallucination={"COVID-19": 0.42},
+        age_ignored=0.3,  # not from the published audit: a demographic-fidelity fault to find
         severity=(0.6, 1.1),
         noise=(0.03, 0.05),
         ghost=0.3,
@@ -130,6 +134,7 @@ class PhantomGenerator:
         u_sex, age = rng.random(), int(rng.integers(25, 86))
         severity = float(rng.uniform(*self.faults.severity))
         noise = float(rng.uniform(*self.faults.noise))
+        u_age = rng.random()  # drawn last: images of prompts without an age stay what they were
         p_omit = self.faults.omission_for(parsed)
         findings: dict[str, str | None] = {}
         severities: dict[str, float] = {}
@@ -151,7 +156,7 @@ class PhantomGenerator:
                 low, high = self.faults.ghost_severity_of.get(name, self.faults.ghost_severity)
                 findings[name], severities[name] = None, float(low + (high - low) * u_faint[j])
         sex = parsed.sex or SEXES[int(u_sex < 0.5)]
-        age = parsed.age if parsed.age is not None else age
+        age = parsed.age if parsed.age is not None and u_age >= self.faults.age_ignored else age
         scene = Scene(findings=findings, sex=sex, age=age, severity=severities, noise=noise)
         drawn = Drawn({k: v for k, v in findings.items() if k not in ghosts}, frozenset(omitted), frozenset(added), frozenset(ghosts), sex, age)
         return scene, drawn, np.random.default_rng([seed, 1])

@@ -20,12 +20,32 @@ import numpy as np
 from ..vocabulary import FINDINGS, PROBES
 from .base import JudgeError, as_images, file_sha256, op_norm
 
-__all__ = ["CHUNK", "PhantomJudge", "PhantomWeightsError", "default_weights", "op_norm"]
+__all__ = ["CHUNK", "PhantomJudge", "PhantomWeightsError", "default_weights", "op_norm", "run_padded"]
 
 #: Images per forward pass. Every pass has exactly this many images (the last one is padded), so a
 #: score never depends on how the caller split its images into batches.
 CHUNK = 32
 WEIGHTS_NAME = "phantom_judge.safetensors"
+
+
+def run_padded(net: Any, images: np.ndarray, device: str, width: int, head: Any) -> np.ndarray:
+    """`head(net(x))` for every image, float64 (N, width), in passes of exactly CHUNK images (the
+    last one padded with blank images), so a score never depends on how images were batched."""
+    import torch
+
+    n = len(images)
+    out = np.empty((n, width), dtype=np.float64)
+    if n == 0:
+        return out
+    chunk = np.zeros((CHUNK, 1) + images.shape[1:], dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, n, CHUNK):
+            part = images[start : start + CHUNK]
+            chunk[: len(part), 0] = part
+            chunk[len(part) :] = 0.0
+            y = head(net(torch.from_numpy(chunk).to(device))).to("cpu", torch.float64).numpy()
+            out[start : start + len(part)] = y[: len(part)]
+    return out
 
 
 class PhantomWeightsError(JudgeError, ValueError):
@@ -131,22 +151,7 @@ class PhantomJudge:
         """Sigmoid probabilities before the operating-point rescaling, float64 (N, len(outputs))."""
         import torch
 
-        images = as_images(images)
-        net = self._load()
-        n = len(images)
-        out = np.empty((n, len(self.outputs)), dtype=np.float64)
-        if n == 0:
-            return out
-        chunk = np.zeros((CHUNK, 1) + images.shape[1:], dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, n, CHUNK):
-                part = images[start : start + CHUNK]
-                chunk[: len(part), 0] = part
-                chunk[len(part) :] = 0.0
-                x = torch.from_numpy(chunk).to(self.device)
-                probs = torch.sigmoid(net(x)).to("cpu", torch.float64).numpy()
-                out[start : start + len(part)] = probs[: len(part)]
-        return out
+        return run_padded(self._load(), as_images(images), self.device, len(self.outputs), torch.sigmoid)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """float64 (N, len(outputs)) scores in [0, 1]; > 0.5 means positive at the operating point."""
