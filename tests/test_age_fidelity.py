@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_synthcxr import registry
 from pytest_synthcxr.cells import Cell, derive_seed, subgroup_label
 from pytest_synthcxr.checks import build_checks
 from pytest_synthcxr.checks.demographic import DemographicCheck
 from pytest_synthcxr.generators.phantom import PhantomGenerator
+from pytest_synthcxr.models import ModelError
 from pytest_synthcxr.pool import SamplePool
 from pytest_synthcxr.prompts import build_prompt, parse_prompt
 from pytest_synthcxr.spec import AuditSpec, SpecError, load_spec
@@ -361,9 +363,6 @@ def test_phantom_world_age_fault_is_measured(pytester, model) -> None:
 
 
 def test_a_race_item_with_the_phantom_attribute_judge_is_refused_before_any_image(tmp_path) -> None:
-    from pytest_synthcxr import registry
-    from pytest_synthcxr.models import ModelError
-
     path = tmp_path / "synthcxr.toml"
     path.write_text(DEMOGRAPHIC_SPEC.read_text() + "\n[[demographic]]\nattribute = 'race'\nmin_agreement = 0.9\n")
     with pytest.raises(ModelError, match=r"demographic\[race-agreement\] needs race outputs \('race:\*'\), but judge\(s\) phantom, phantom-attributes score none; add an attribute judge, e.g. judge = \[\"phantom\", \"xrv-race\"\]"):
