@@ -40,6 +40,10 @@ def test_ages_enter_the_demographic_cells_and_prompts_only() -> None:
     sex, age = checks["demographic[sex-agreement]"], checks["demographic[age-agreement]"]
     assert sex.cells() == age.cells() and len(age.cells()) == 2 * 2 * 2  # race x age x (finding, normal)
     assert age.tolerance == 16.0 and "within 16 years" in age.quantity
+    from pytest_synthcxr.stats import proportion_samples
+
+    # one pooled share: the plan's power-based size is the proportion's, spread over the cells
+    assert age.power_samples(0.05, 0.9, 0.05) == -(-proportion_samples(0.8, 0.05, 0.05, 0.9) // 8) and age.round_growth() == 1.5
     prompts = {c.prompt for c in age.cells()}
     assert "70 year old Hispanic female. Pleural effusion." in prompts and "40 year old White female. No acute cardiopulmonary process." in prompts
     cell = next(c for c in age.cells() if c.prompt.startswith("70 year old Hispanic"))

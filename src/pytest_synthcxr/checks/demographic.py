@@ -14,14 +14,15 @@ everyone too old or too young shows here)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from ..cells import Cell, subgroup_label
-from ..stats import IntervalKind, proportion
-from .base import Check, Measured, group_rate, rows, score_column
+from ..stats import IntervalKind, proportion, proportion_samples
+from .base import ANYTIME_GROWTH, Check, Measured, group_rate, rows, score_column
 
 ERR_NO_CLASSES = (
     "{check}: the judge has no {attribute} outputs ({prefix}*); add an attribute judge to the panel "
@@ -58,6 +59,13 @@ class DemographicCheck(Check):
 
     def cells(self) -> tuple[Cell, ...]:
         return self.population
+
+    def round_growth(self) -> float:
+        return ANYTIME_GROWTH  # a confidence sequence decides
+
+    def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
+        # the share pools every cell's images
+        return math.ceil(proportion_samples(self.threshold, margin, alpha, power) / max(len(self.cells()), 1))
 
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         if self.attribute == "age":
