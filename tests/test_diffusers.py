@@ -259,3 +259,47 @@ def test_black_and_nan_images_are_counted_invalid_never_scored(tiny, monkeypatch
     table = pool.table([Cell("Effusion")], 4)
     assert pool.stats.invalid == 2 and table["valid"].tolist() == [False, False, True, True]
     assert table["p:Effusion"].isna().tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("scheduler", [None, "EulerDiscreteScheduler"])
+def test_settings_and_fingerprint_come_from_the_config_files_without_loading(tiny, scheduler):
+    """What shapes the images is read from the folder's JSON files: the same settings and
+    fingerprint as the loaded pipeline gives, with the pipeline never loaded."""
+    kwargs = {"name": "tiny", "device": "cpu", "steps": 2, "guidance": 4.0, "batch_size": 3, "scheduler": scheduler}
+    lazy = DiffusersGenerator(TINY_SD, lazy=True, **kwargs)
+    settings, fingerprint = lazy.settings, lazy.fingerprint
+    assert lazy._pipe is None
+    eager = tiny if scheduler is None else DiffusersGenerator(TINY_SD, **kwargs)
+    assert eager._pipe is not None
+    eager._fingerprint = None  # computed afresh from the loaded pipeline
+    eager._folder_found = None
+    assert settings == eager.settings and fingerprint == eager.fingerprint
+    assert lazy.generate(PROMPTS[:1], SEEDS[:1]).shape == (1, 32, 32) and lazy._pipe is not None  # loads on first use
+
+
+def test_a_warm_audit_never_loads_the_pipeline(pytester, probe_spec):
+    """Every sample in the cache: the rerun gives the same JSON with a pipeline that cannot load."""
+    args = ["-p", "no:randomly", f"--synthcxr-model={TINY_SD}", "--synthcxr-device=cpu", "--synthcxr-json=out.json", f"--synthcxr-cache-dir={pytester.path / 'cache'}"]
+    pytester.runpytest(*args)
+    cold = (pytester.path / "out.json").read_bytes()
+    pytester.makeconftest(  # patched for the inner runs only (they share this process)
+        "import diffusers\n"
+        "ORIGINAL = diffusers.DiffusionPipeline.__dict__['from_pretrained']\n"
+        "def _refuse(*args, **kwargs):\n"
+        "    raise RuntimeError('the pipeline was loaded')\n"
+        "def pytest_configure(config):\n"
+        "    diffusers.DiffusionPipeline.from_pretrained = staticmethod(_refuse)\n"
+        "def pytest_unconfigure(config):\n"
+        "    diffusers.DiffusionPipeline.from_pretrained = ORIGINAL\n"
+    )
+    warm = pytester.runpytest(*args)
+    warm.stdout.fnmatch_lines(["0 images generated*", "sample cache: * hits, 0 misses*"])
+    assert "the pipeline was loaded" not in warm.stdout.str() + warm.stderr.str()
+    assert (pytester.path / "out.json").read_bytes() == cold
+    # a run that needs one new image loads it, and a pipeline that cannot load stops the run with one line
+    more = pytester.runpytest(*args, "--synthcxr-seed=1")
+    assert more.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in more.stdout.str()
+    more.stdout.fnmatch_lines(["*Exit: synthcxr: model * cannot load a diffusers pipeline from the folder *: the pipeline was loaded*"])
+    import diffusers
+
+    assert "_refuse" not in repr(diffusers.DiffusionPipeline.from_pretrained)  # restored for the other tests

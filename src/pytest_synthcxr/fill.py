@@ -91,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool = session.pool
         pool.fill(samples)
     except BaseException as exc:  # pytest.exit (unusable model or cache) carries one line
-        if type(exc).__name__ == "Exit":
+        from .generators.diffusers import GeneratorError
+
+        if type(exc).__name__ == "Exit" or isinstance(exc, GeneratorError):  # a pipeline loads on first use
             print(getattr(exc, "msg", str(exc)), file=sys.stderr)
             return 2
         raise

@@ -425,6 +425,7 @@ def load_generator(name: str, loaded: Any = None, *, device: str = "auto", allow
                 attention_slicing=c.attention_slicing,
                 vae_slicing=c.vae_slicing,
                 note=c.note,
+                lazy=True,  # a run the sample cache serves whole never loads the pipeline
             )
         factory = _eps(GENERATOR_GROUP)[c.kind].load()
         return factory(name, dict(c.options, path=plan.location), device=resolve_device(device), allow_pickle=allow_pickle)

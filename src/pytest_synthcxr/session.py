@@ -58,7 +58,6 @@ class AuditSession:
     def pool(self) -> Any:
         if self._pool is None:
             from .models import ModelError
-            from .pool import SamplePool
             from .registry import load_generator, load_judge
 
             o = self.options
@@ -70,7 +69,15 @@ class AuditSession:
 
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             store = {"auto": None, "always": True, "never": False}[self.spec.cache_images]
-            self._pool = SamplePool(
+            self._pool = self._new_pool(store)
+        return self._pool
+
+    def _new_pool(self, store: bool | None) -> Any:
+        from .generators.diffusers import GeneratorError
+        from .pool import SamplePool
+
+        try:
+            return SamplePool(
                 self._generator,
                 self._judge,
                 self.options.seed,
@@ -81,7 +88,10 @@ class AuditSession:
                 cache=self.cache,
                 store_images=store,
             )
-        return self._pool
+        except GeneratorError as exc:  # e.g. a lazily loaded pipeline that does not load
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
 
     @property
     def cache(self) -> Any:
@@ -143,12 +153,23 @@ class AuditSession:
                     sequential=spec.sampling == "sequential",
                     first_round=spec.first_round,
                     correction=spec.correction,
-                    on_error=lambda c, exc: self.raised.__setitem__(c.nodename, exc),
+                    on_error=self._on_error,
                 )
             )
         if check.nodename in self.raised:
             raise self.raised[check.nodename]
         return self.results[check.nodename]
+
+    def _on_error(self, check: Check, exc: BaseException) -> None:
+        """A broken check fails its own item; a generator that cannot run (a pipeline that does
+        not load, a device that is not there) stops the run with its one line."""
+        from .generators.diffusers import GeneratorError
+
+        if isinstance(exc, GeneratorError):
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        self.raised[check.nodename] = exc
 
     @property
     def comparison(self) -> Any:

@@ -97,6 +97,7 @@ class DiffusersGenerator:
         attention_slicing: bool = False,
         vae_slicing: bool = False,
         note: str | None = None,
+        lazy: bool = False,
     ) -> None:
         self.source = str(source)
         self.local = Path(self.source).is_dir()
@@ -115,8 +116,19 @@ class DiffusersGenerator:
         self.note = note
         if self.local:
             check_pipeline_folder(Path(self.source), self.name, allow_pickle)
-        self.pipe = self._load(attention_slicing, vae_slicing)
+        self._slicing = (attention_slicing, vae_slicing)
+        self._pipe: Any = None
         self._fingerprint: str | None = None
+        self._folder_found: tuple[Path | None] | None = None
+        if not lazy:  # lazy: loaded on first use (a run served by the sample cache never loads it)
+            self._pipe = self._load(*self._slicing)
+
+    @property
+    def pipe(self) -> Any:
+        """The diffusers pipeline, loaded on first use; raises GeneratorError with one line."""
+        if self._pipe is None:
+            self._pipe = self._load(*self._slicing)
+        return self._pipe
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -182,18 +194,51 @@ class DiffusersGenerator:
     # -- identity --------------------------------------------------------------------------------
 
     def _call_settings(self) -> dict[str, Any]:
-        pipe = self.pipe
+        side = self._default_side()
         return {
             "steps": self.steps,
             "guidance": self.guidance,
-            "height": self.height or self._default_side(),
-            "width": self.width or self._default_side(),
-            "scheduler": type(pipe.scheduler).__name__,
+            "height": self.height or side,
+            "width": self.width or side,
+            "scheduler": self._scheduler_class(),
             "dtype": self.dtype_name,
             "negative_prompt": self.negative_prompt,
         }
 
+    # What shapes the images is read from the pipeline's config files where they are on disk, so
+    # the fingerprint (and with it every cache lookup) needs no loaded pipeline; the loaded
+    # pipeline is the fallback, and tests check that both agree.
+
+    def _folder(self) -> Path | None:
+        if self._folder_found is None:
+            self._folder_found = (Path(self.source) if self.local else self._snapshot_folder(),)
+        return self._folder_found[0]
+
+    def _config(self, *parts: str) -> dict[str, Any] | None:
+        folder = self._folder()
+        path = folder.joinpath(*parts) if folder is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _scheduler_class(self) -> str:
+        if self._pipe is None:
+            entry = (self._config("model_index.json") or {}).get("scheduler")
+            if self.scheduler_name:
+                return self.scheduler_name
+            if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str):
+                return entry[1]
+        return type(self.pipe.scheduler).__name__
+
     def _default_side(self) -> int | None:
+        if self._pipe is None:
+            unet, vae = self._config("unet", "config.json"), self._config("vae", "config.json")
+            if unet is not None and vae is not None and isinstance(unet.get("sample_size"), int) and vae.get("block_out_channels"):
+                return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)  # the pipelines' vae_scale_factor
         unet = getattr(self.pipe, "unet", None)
         scale = getattr(self.pipe, "vae_scale_factor", None)
         if unet is not None and scale:
@@ -202,20 +247,20 @@ class DiffusersGenerator:
 
     @property
     def settings(self) -> dict[str, Any]:
-        import diffusers
-        import torch
+        from importlib.metadata import version
 
+        pipeline = (self._config("model_index.json") or {}).get("_class_name") if self._pipe is None else None
         return {
             "kind": "diffusers",
             "source": self.source,
-            "pipeline": type(self.pipe).__name__,
+            "pipeline": pipeline if isinstance(pipeline, str) else type(self.pipe).__name__,
             **self._call_settings(),
             "safety_checker": "disabled",
             "device": self.device,
             "batch_size": self.batch_size,
             "seeding": "one CPU torch.Generator per image",
-            "diffusers": diffusers.__version__,
-            "torch": torch.__version__,
+            "diffusers": version("diffusers"),
+            "torch": version("torch"),
         }
 
     @property
@@ -223,7 +268,7 @@ class DiffusersGenerator:
         """sha256 over the pipeline's files (configs and weights) and the settings that shape images."""
         if self._fingerprint is None:
             digest = hashlib.sha256()
-            folder = Path(self.source) if self.local else self._snapshot_folder()
+            folder = self._folder()
             if folder is not None and folder.is_dir():
                 for f in sorted(p for p in folder.rglob("*") if p.is_file()):
                     digest.update(str(f.relative_to(folder)).encode() + b"\0")
