@@ -1,7 +1,9 @@
 """Stable-Diffusion-style diffusers pipelines (RoentGen and peers) as audit generators.
 
 - Loads a local pipeline folder or a hub id offline-first (``local_files_only``), with the safety
-  checker disabled explicitly (it blacks out chest X-rays).
+  checker disabled explicitly (it blacks out chest X-rays). In an audit (``lazy=True``) it loads
+  on first use: settings and fingerprint are read from the folder's config files, so a rerun the
+  sample cache serves whole never loads the pipeline.
 - One CPU ``torch.Generator`` per image, seeded from the pool, so image i depends only on
   (prompt i, seed i), not on the batch it was generated in (up to ~1e-6 of floating-point noise
   when the batch composition changes).
