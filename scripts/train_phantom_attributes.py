@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -31,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from pytest_synthcxr.judges.phantom_attributes import AGE_CENTER, AGE_SCALE, FORMAT  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_phantom_judge  # noqa: E402  (its renderer loop)
 from pytest_synthcxr.phantom.render import RENDERER_VERSION, random_scene, render  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "pytest_synthcxr" / "judges" / "phantom_attributes.safetensors"
@@ -39,35 +41,19 @@ TRAIN, VAL = 4, 5
 DISTRIBUTION = {"p_finding": 0.3, "p_probe": 0.2, "severity": [0.3, 1.3], "noise": [0.0, 0.06], "age": [25, 85]}
 
 
-def render_item(seed: int, split: int, index: int, size: int = 224) -> tuple[np.ndarray, float, float]:
-    """(2 x 2 average-pooled image float32 (size/2, size/2), female 0/1, age in years)."""
+def render_item(seed: int, split: int, index: int, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
+    """(2 x 2 average-pooled image float32 (size/2, size/2), [female 0/1, age in years])."""
     rng = np.random.default_rng([seed, split, index])
     d = DISTRIBUTION
     scene = random_scene(rng, p_finding=d["p_finding"], p_probe=d["p_probe"], severity=tuple(d["severity"]), noise=tuple(d["noise"]), age=tuple(d["age"]))
     image = render(scene, rng, size)
     pooled = image.reshape(size // 2, 2, size // 2, 2).mean(axis=(1, 3), dtype=np.float32)
-    return pooled, float(scene.sex == "female"), float(scene.age)
-
-
-def _render_range(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    seed, split, start, stop = args
-    xs = np.empty((stop - start, 112, 112), dtype=np.float16)
-    ys = np.empty((stop - start, 2), dtype=np.float32)
-    for k, i in enumerate(range(start, stop)):
-        x, female, age = render_item(seed, split, i)
-        xs[k], ys[k] = x, (female, age)
-    return xs, ys
+    return pooled, np.array([scene.sex == "female", scene.age], dtype=np.float32)
 
 
 def render_split(seed: int, split: int, n: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """n images of a split; the result does not depend on the number of workers."""
-    jobs = [(seed, split, a, min(n, a + 500)) for a in range(0, n, 500)]
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_render_range, jobs)
-    else:
-        parts = [_render_range(j) for j in jobs]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    """n images of a split (the phantom judge's renderer loop); independent of the worker count."""
+    return train_phantom_judge.render_split(seed, split, n, workers, item=render_item)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,20 +59,23 @@ def render_item(seed: int, split: int, index: int, size: int = 224) -> tuple[np.
     return pooled, labels
 
 
-def _render_range(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    seed, split, start, stop = args
+def _render_range(args: tuple) -> tuple[np.ndarray, np.ndarray]:
+    item, seed, split, start, stop = args
     xs = np.empty((stop - start, 112, 112), dtype=np.float16)
-    ys = np.empty((stop - start, len(NAMES)), dtype=np.float32)
+    ys: np.ndarray | None = None
     for k, i in enumerate(range(start, stop)):
-        x, y = render_item(seed, split, i)
+        x, y = item(seed, split, i)
+        if ys is None:
+            ys = np.empty((stop - start, len(y)), dtype=np.float32)
         xs[k], ys[k] = x, y
     return xs, ys
 
 
-def render_split(seed: int, split: int, n: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Render n images of a split; the result does not depend on the number of workers."""
+def render_split(seed: int, split: int, n: int, workers: int, item=render_item) -> tuple[np.ndarray, np.ndarray]:
+    """Render n images of a split with `item(seed, split, index) -> (pooled image, labels)`; the
+    result does not depend on the number of workers."""
     step = 500
-    jobs = [(seed, split, a, min(n, a + step)) for a in range(0, n, step)]
+    jobs = [(item, seed, split, a, min(n, a + step)) for a in range(0, n, step)]
     if workers > 1:
         with mp.get_context("fork").Pool(workers) as pool:
             parts = pool.map(_render_range, jobs)
