@@ -61,6 +61,7 @@ def test_ages_enter_the_demographic_cells_and_prompts_only() -> None:
         ("[[demographic]]\nattribute = 'age'\nmin_agreement = 0.8\n", "demographic attribute 'age' needs ages to ask for: set subgroups.age"),
         ("[[demographic]]\nattribute = 'sex'\nmin_agreement = 0.8\ntolerance = 10\n", "demographic[0]: 'tolerance' applies to attribute 'age' only, not 'sex'"),
         ("[subgroups]\nage = [40, 40]\n", "subgroups: age lists an age twice: [40, 40]"),
+        ("[subgroups]\nage = [40, 60]\n", "subgroups.age names ages for the demographic-fidelity prompts only, and there is no [[demographic]] item"),
         ("[subgroups]\nage = [0]\n", "subgroups.age[0]: Input should be greater than or equal to 1"),
         ("[[demographic]]\nattribute = 'height'\nmin_agreement = 0.8\n", "demographic[0].attribute: Input should be 'sex', 'race' or 'age'"),
     ],

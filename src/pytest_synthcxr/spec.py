@@ -287,6 +287,8 @@ class AuditSpec(_Section):
     def _ages_for_age_checks(self) -> "AuditSpec":
         if any(d.attribute == "age" for d in self.demographic) and not self.subgroups.age:
             raise ValueError("demographic attribute 'age' needs ages to ask for: set subgroups.age (e.g. [40, 60, 80])")
+        if self.subgroups.age and not self.demographic:
+            raise ValueError("subgroups.age names ages for the demographic-fidelity prompts only, and there is no [[demographic]] item")
         return self
 
 
