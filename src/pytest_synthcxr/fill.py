@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"synthcxr fill: {exc}", file=sys.stderr)
         return 2
     seed = loaded.spec.seed if args.seed is None else args.seed
-    options = RunOptions(model=args.model, seed=seed, device=device, allow_pickle=args.allow_pickle, cache_dir=args.cache_dir.absolute())
+    options = RunOptions(model=args.model, seed=seed, device=device, allow_pickle=args.allow_pickle, cache_dir=args.cache_dir.absolute(), fill_only=True)
     session = AuditSession(loaded, options, log=lambda line: print(f"[rank {rank}] {line}", flush=True))
     start = time.perf_counter()
     try:

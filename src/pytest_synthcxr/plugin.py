@@ -150,7 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         audit = AuditSession(loaded, options, log=log)
-    except BaselineError as exc:  # a bound relative_to_baseline without a usable baseline
+    except (BaselineError, SpecError) as exc:  # a relative bound without a usable baseline; reference-measured judge error without a reference
         raise pytest.UsageError(str(exc)) from None
     config.stash[AUDIT_KEY] = audit
     config.pluginmanager.register(_AuditPlugin(audit), "synthcxr-audit")

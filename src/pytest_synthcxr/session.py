@@ -23,6 +23,9 @@ class RunOptions:
     baseline: Path | None = None  # a previous run's JSON report to compare with
     cache_dir: Path | None = None  # the sample cache; None: no cache
     reference: Any = None  # a reference.ReferenceSet (manifest read, pixels not yet), or None
+    #: only generate and judge samples (pytest_synthcxr.fill): no verdicts, so bounds relative to
+    #: a baseline and judge errors measured on a reference need neither
+    fill_only: bool = False
 
 
 @dataclass
@@ -47,8 +50,20 @@ class AuditSession:
         from .report.baseline import resolve_relative
         from .report.schema import SCHEMA_VERSION
 
+        if self.options.fill_only:
+            self.checks = build_checks(self.loaded.spec)
+            return
         # bounds relative_to_baseline become absolute here (BaselineError: one line, no baseline or item)
         self.checks = resolve_relative(build_checks(self.loaded.spec), self.options.baseline, SCHEMA_VERSION)
+        measured = [c for c in self.checks if c.judge_accuracy_from_reference]
+        if measured and self.options.reference is None:
+            from .spec import SpecError
+
+            output = getattr(measured[0], "finding", None) or getattr(measured[0], "probe", "")
+            raise SpecError(
+                f"synthcxr: {self.loaded.display}: judge_error.{output}: reference = true needs a reference set "
+                "(spec key 'reference' or --synthcxr-reference)"
+            )
 
     @property
     def spec(self) -> Any:
@@ -144,6 +159,7 @@ class AuditSession:
             todo = [c for c in (self.selected or [check]) if c.nodename not in self.results]
             if check not in todo:
                 todo.append(check)
+            self._measure_judge_accuracy(todo)
             spec = self.spec
             self.results.update(
                 run_all(
@@ -159,6 +175,31 @@ class AuditSession:
         if check.nodename in self.raised:
             raise self.raised[check.nodename]
         return self.results[check.nodename]
+
+    def _measure_judge_accuracy(self, checks: list[Check]) -> None:
+        """`judge_error.<output>` with reference = true: the judge's confusion counts for that
+        output on the labelled reference set become the check's judge accuracy (Rogan-Gladen)."""
+        todo = [c for c in checks if c.judge_accuracy_from_reference and c.judge_accuracy is None]
+        if not todo:
+            return
+        from .checks.reference import judge_audit
+        from .stats import JudgeAccuracy
+
+        scores = self.comparison.reference_scores()
+        for check in todo:
+            output = getattr(check, "finding", None) or getattr(check, "probe", "")
+            entry = next(iter(judge_audit(scores, (output,), 1 - self.spec.confidence)), None)
+            c = entry["confusion"] if entry is not None else None
+            if c is None or c["tp"] + c["fn"] == 0 or c["tn"] + c["fp"] == 0:
+                import pytest
+
+                pytest.exit(
+                    f"synthcxr: judge_error.{output}: reference = true, but the reference set has no images labelled "
+                    f"{'positive and negative ' if entry is not None else ''}for {output!r} to measure the judge on; "
+                    "give its counts (tp, fn, tn, fp) instead",
+                    returncode=pytest.ExitCode.USAGE_ERROR,
+                )
+            object.__setattr__(check, "judge_accuracy", JudgeAccuracy(c["tp"], c["fn"], c["tn"], c["fp"]))
 
     def _on_error(self, check: Check, exc: BaseException) -> None:
         """A broken check fails its own item; a generator that cannot run (a pipeline that does

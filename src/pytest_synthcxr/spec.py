@@ -170,6 +170,8 @@ class JudgeErrorSpec(_Section):
     specificity: float | None = Rate
     positives: int | None = Field(default=None, ge=1)
     negatives: int | None = Field(default=None, ge=1)
+    #: measure them on the run's labelled reference set instead (the judge audit's confusion counts)
+    reference: bool = False
     #: which rate decides the verdict: the judge-flagged one (raw) or the Rogan-Gladen corrected one
     verdict: Literal["raw", "corrected"] = "raw"
 
@@ -177,13 +179,17 @@ class JudgeErrorSpec(_Section):
     def _counts_or_rates(self) -> "JudgeErrorSpec":
         counts = (self.tp, self.fn, self.tn, self.fp)
         rates = (self.sensitivity, self.positives, self.specificity, self.negatives)
+        if self.reference:
+            if any(v is not None for v in counts + rates):
+                raise ValueError("reference = true measures the judge on the reference set: give no counts or rates with it")
+            return self
         if all(c is not None for c in counts) and all(r is None for r in rates):
             if self.tp + self.fn == 0 or self.tn + self.fp == 0:  # type: ignore[operator]
                 raise ValueError("tp + fn and tn + fp must each be at least 1")
             return self
         if all(r is not None for r in rates) and all(c is None for c in counts):
             return self
-        raise ValueError("give either tp, fn, tn, fp or sensitivity, positives, specificity, negatives")
+        raise ValueError("give either tp, fn, tn, fp or sensitivity, positives, specificity, negatives (or reference = true)")
 
     def counts(self) -> tuple[int, int, int, int]:
         """(tp, fn, tn, fp), rounding rates times counts where rates were given."""

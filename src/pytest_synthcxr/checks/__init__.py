@@ -28,6 +28,8 @@ def build_checks(spec: AuditSpec) -> list[Check]:
         entry = spec.judge_error.get(output)
         if entry is None:
             return {}
+        if entry.reference:  # measured on the reference set when the run first evaluates
+            return {"judge_accuracy_from_reference": True, "decide_corrected": entry.verdict == "corrected"}
         return {"judge_accuracy": JudgeAccuracy(*entry.counts()), "decide_corrected": entry.verdict == "corrected"}
 
     for entry in spec.bias:

@@ -144,6 +144,8 @@ class Check:
     judge_accuracy: JudgeAccuracy | None = None
     #: decide on the judge-corrected rate instead of the judge-flagged one
     decide_corrected: bool = False
+    #: judge_accuracy is measured on the labelled reference set (set by the session before use)
+    judge_accuracy_from_reference: bool = False
 
     @property
     def nodename(self) -> str:
