@@ -169,3 +169,53 @@ def test_relative_bounds_of_other_families_are_validated(tmp_path, body, message
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert message in str(info.value)
+
+
+VALIDITY = """
+seed = 0
+samples_per_cell = 48
+sampling = "fixed"
+findings = ["Effusion"]
+thumbnails = 0
+
+[subgroups]
+sex = ["female"]
+race = ["White"]
+
+[validity]
+{bound}
+"""
+
+
+def test_validity_bounds_can_be_relative_too(pytester):
+    _run(pytester, VALIDITY.format(bound="min_sensitivity = 0.1\nmax_fpr = 0.9"), "--synthcxr-json=base.json")
+    base = {i["check"]: i for i in json.loads((pytester.path / "base.json").read_text())["items"]}
+    bound = "relative_to_baseline = true\nmax_sensitivity_decrease = 0.05\nmax_fpr_increase = 0.02"
+    _run(pytester, VALIDITY.format(bound=bound), "--synthcxr-baseline=base.json", "--synthcxr-json=new.json")
+    new = {i["check"]: i for i in json.loads((pytester.path / "new.json").read_text())["items"]}
+    assert set(new) == {"validity[sensitivity-Effusion]", "validity[fpr-Effusion]"}
+    sens, fpr = new["validity[sensitivity-Effusion]"], new["validity[fpr-Effusion]"]
+    assert sens["threshold"] == pytest.approx(max(0.0, base["validity[sensitivity-Effusion]"]["estimate"] - 0.05), abs=1e-6)
+    assert fpr["threshold"] == pytest.approx(min(1.0, base["validity[fpr-Effusion]"]["estimate"] + 0.02), abs=1e-6)
+    assert sens["estimate"] == base["validity[sensitivity-Effusion]"]["estimate"]  # same samples, same numbers
+    if sens["low"] >= sens["threshold"]:
+        assert sens["verdict"] == "pass"
+    elif sens["high"] < sens["threshold"]:
+        assert sens["verdict"] == "fail"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[validity]\nrelative_to_baseline = true\nmin_sensitivity = 0.5\n", "validity[0]: relative_to_baseline takes max_sensitivity_decrease, max_fpr_increase, max_auroc_decrease (not min_sensitivity, max_fpr, min_auroc)"),
+        ("[validity]\nmax_fpr_increase = 0.1\n", "validity[0]: max_sensitivity_decrease, max_fpr_increase, max_auroc_decrease need relative_to_baseline = true"),
+        ("[validity]\nrelative_to_baseline = true\n", "validity[0]: give at least one of max_sensitivity_decrease, max_fpr_increase, max_auroc_decrease"),
+        ("[validity]\nfindings = ['Effusion']\n", "validity[0]: give at least one of min_sensitivity, max_fpr, min_auroc"),
+    ],
+)
+def test_relative_validity_bounds_are_validated(tmp_path, body, message):
+    path = tmp_path / "synthcxr.toml"
+    path.write_text(body)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert message in str(info.value)

@@ -109,11 +109,24 @@ class ValiditySpec(_Section):
     max_fpr: float | None = Rate
     min_auroc: float | None = Rate
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
+    #: bounds relative to the --synthcxr-baseline run's estimate of the same item ("sensitivity no
+    #: lower than the last checkpoint's - 0.05") instead of the absolute ones
+    relative_to_baseline: bool = False
+    max_sensitivity_decrease: float | None = Rate
+    max_fpr_increase: float | None = Rate
+    max_auroc_decrease: float | None = Rate
 
     @model_validator(mode="after")
     def _some_bound(self) -> "ValiditySpec":
-        if self.min_sensitivity is None and self.max_fpr is None and self.min_auroc is None:
-            raise ValueError("give at least one of min_sensitivity, max_fpr, min_auroc")
+        absolute = {k: getattr(self, k) for k in ("min_sensitivity", "max_fpr", "min_auroc")}
+        relative = {k: getattr(self, k) for k in ("max_sensitivity_decrease", "max_fpr_increase", "max_auroc_decrease")}
+        given, other = (relative, absolute) if self.relative_to_baseline else (absolute, relative)
+        if any(v is not None for v in other.values()):
+            if self.relative_to_baseline:
+                raise ValueError(f"relative_to_baseline takes {', '.join(relative)} (not {', '.join(absolute)})")
+            raise ValueError(f"{', '.join(relative)} need relative_to_baseline = true")
+        if all(v is None for v in given.values()):
+            raise ValueError(f"give at least one of {', '.join(given)}")
         return self
 
 

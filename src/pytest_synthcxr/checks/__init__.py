@@ -61,21 +61,23 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     )
     for v in spec.validity:
         for finding in v.findings or spec.findings:
-            for metric, bound, direction in (
-                ("sensitivity", v.min_sensitivity, "min"),
-                ("fpr", v.max_fpr, "max"),
-                ("auroc", v.min_auroc, "min"),
+            for metric, bound, margin, direction in (
+                ("sensitivity", v.min_sensitivity, v.max_sensitivity_decrease, "min"),
+                ("fpr", v.max_fpr, v.max_fpr_increase, "max"),
+                ("auroc", v.min_auroc, v.max_auroc_decrease, "min"),
             ):
-                if bound is not None:
+                if bound is not None or margin is not None:
                     checks.append(
                         ValidityCheck(
                             name=f"{metric}-{finding}",
                             samples=v.samples or spec.samples_per_cell,
-                            threshold=bound,
+                            # relative_to_baseline: NaN until the baseline's estimate is known
+                            threshold=float("nan") if margin is not None else bound,  # type: ignore[arg-type]
                             direction=direction,  # type: ignore[arg-type]
                             metric=metric,  # type: ignore[arg-type]
                             finding=finding,
                             population=population,
+                            baseline_margin=margin,
                             **(judged(finding) if metric != "auroc" else {}),  # type: ignore[arg-type]
                         )
                     )

@@ -18,6 +18,9 @@ class ValidityCheck(Check):
     metric: Literal["sensitivity", "fpr", "auroc"] = "sensitivity"
     finding: str = ""
     population: tuple[Cell, ...] = ()  # plain-prompt cells over the subgroup grid, every finding + normal
+    #: relative_to_baseline: the bound is the baseline run's estimate - this (sensitivity, AUROC)
+    #: or + this (false-positive rate) (report.baseline.resolve_relative)
+    baseline_margin: float | None = None
 
     @property
     def quantity(self) -> str:
