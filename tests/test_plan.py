@@ -46,3 +46,16 @@ def test_plan_option_generates_nothing(pytester):
     result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60          20  16, 24, 36, 54, 60", "at most 720 distinct images*"])
     assert result.ret == 0
     assert "passed" not in result.stdout.str()
+
+
+def test_plan_lists_fuzz_items_and_the_reference_set(pytester):
+    text = 'reference = "phantom:48"\n' + SMALL.read_text() + (
+        "[[fuzz]]\nproperty = \"negation\"\nfindings = [\"Effusion\"]\nmax_examples = 5\nsamples = 8\n"
+    )
+    pytester.makefile(".toml", synthcxr=text)
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-plan", "-p", "no:randomly")
+    result.stdout.fnmatch_lines([
+        "fuzz[[]negation-Effusion[]]: up to 5 examples x 2 prompts x 8 seeds = 80 images, plus hypothesis's shrinking*",
+        "reference set: 48 images scored by the judge once*",
+    ])
+    assert result.ret == 0 and "passed" not in result.stdout.str()

@@ -62,6 +62,21 @@ def cell_budgets(checks: Sequence[Check]) -> dict[Cell, int]:
     return need
 
 
+def extra_lines(fuzz: Sequence[Check], reference_images: int | None) -> list[str]:
+    """What the plan's table leaves out: fuzz items (they draw their own prompt pairs, outside the
+    cells) and the reference set (scored by the judge once, and cached)."""
+    lines = []
+    for f in fuzz:
+        examples = getattr(f, "max_examples", 0)
+        lines.append(
+            f"{f.nodename}: up to {examples} examples x 2 prompts x {f.samples} seeds = {2 * examples * f.samples} images, "
+            "plus hypothesis's shrinking of a falsifying example (prompts it has seen cost nothing again)"
+        )
+    if reference_images:
+        lines.append(f"reference set: {reference_images} images scored by the judge once (features and MS-SSIM where items need them), cached")
+    return lines
+
+
 def format_plan(
     rows: list[PlanRow], total: int, images_per_second: float | None = None, *, power: float = 0.9, margin: float = 0.05
 ) -> list[str]:

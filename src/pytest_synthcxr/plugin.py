@@ -339,15 +339,18 @@ class _AuditPlugin:
         # after -k / -m deselection: only the selected checks are sampled
         self.audit.selected = [item.check for item in session.items if isinstance(item, AuditItem) and item.check.family != "fuzz"]
         if session.config.option.synthcxr_plan:
-            from .plan import format_plan, plan
+            from .plan import extra_lines, format_plan, plan
 
             spec = self.audit.spec
             rows, total = plan(
                 self.audit.selected, sequential=spec.sampling == "sequential", first_round=spec.first_round,
                 alpha=1 - spec.confidence, power=spec.power, margin=spec.margin,
             )
+            fuzz = [item.check for item in session.items if isinstance(item, AuditItem) and item.check.family == "fuzz"]
+            reference = self.audit.options.reference
             reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            for line in format_plan(rows, total, power=spec.power, margin=spec.margin):
+            lines = format_plan(rows, total, power=spec.power, margin=spec.margin) + extra_lines(fuzz, len(reference) if reference is not None else None)
+            for line in lines:
                 reporter.write_line(line) if reporter else print(line)
             pytest.exit("synthcxr: plan printed, nothing generated", returncode=pytest.ExitCode.OK)
 
