@@ -58,3 +58,20 @@ def test_readme_fuzzing_example_runs(pytester):
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makepyfile(code.replace("max_examples=20", "max_examples=3"))
     pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_every_spec_in_the_readme_is_valid():
+    """The README's TOML examples that hold a [tool.synthcxr] table validate and expand to items."""
+    import re
+    import tomllib
+
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.spec import AuditSpec
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    specs = [tomllib.loads(block)["tool"]["synthcxr"] for block in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[tool.synthcxr" in block]
+    assert len(specs) >= 4
+    for data in specs:
+        assert build_checks(AuditSpec.model_validate(data)) is not None
+    ages = [d for d in specs if d.get("subgroups", {}).get("age")]
+    assert ages and {c.attribute for c in build_checks(AuditSpec.model_validate(ages[0])) if c.family == "demographic"} == {"sex", "race", "age"}
