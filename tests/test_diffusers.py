@@ -303,3 +303,45 @@ def test_a_warm_audit_never_loads_the_pipeline(pytester, probe_spec):
     import diffusers
 
     assert "_refuse" not in repr(diffusers.DiffusionPipeline.from_pretrained)  # restored for the other tests
+
+
+def test_a_hub_id_downloaded_on_first_use_gets_the_fingerprint_of_its_files(tmp_path, monkeypatch):
+    """Lazy loading must not fingerprint a hub id by its name on the run that downloads it (the
+    next run, finding the snapshot, would hash the files and miss every cached sample)."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someorg--tiny-sd"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    gen = DiffusersGenerator("someorg/tiny-sd", device="cpu", steps=1, lazy=True)
+    original = DiffusersGenerator._load
+
+    def download_then_load(self, *args):  # the snapshot appears when the pipeline is first loaded
+        shutil.copytree(TINY_SD, repo / "snapshots" / commit)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(commit)
+        return original(self, *args)
+
+    monkeypatch.setattr(DiffusersGenerator, "_load", download_then_load)
+    first = gen.fingerprint
+    assert gen._pipe is not None  # it had to load (download) to see the files
+    later = DiffusersGenerator("someorg/tiny-sd", device="cpu", steps=1, lazy=True)
+    assert later.fingerprint == first and later._pipe is None  # the next run: same key, nothing loaded
+    assert first == DiffusersGenerator(TINY_SD, device="cpu", steps=1, lazy=True).fingerprint
+
+
+def test_a_failed_load_is_not_retried(monkeypatch):
+    gen = DiffusersGenerator(TINY_SD, device="cpu", steps=1, lazy=True)
+    calls = []
+
+    def broken(self, *args):
+        calls.append(1)
+        raise GeneratorError("synthcxr: model 'x': cannot load")
+
+    monkeypatch.setattr(DiffusersGenerator, "_load", broken)
+    for _ in range(3):
+        with pytest.raises(GeneratorError, match="cannot load"):
+            gen.generate(PROMPTS[:1], SEEDS[:1])
+    assert calls == [1]

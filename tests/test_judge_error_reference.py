@@ -59,14 +59,32 @@ def test_without_a_reference_set_it_is_a_usage_error(pytester) -> None:
     assert "judge_error.Effusion: reference = true needs a reference set (spec key 'reference' or --synthcxr-reference)" in text
 
 
-def test_an_output_the_reference_does_not_label_stops_with_one_line(pytester) -> None:
+def test_a_probe_measured_on_the_reference_is_refused_with_one_line(pytester) -> None:
     text = spec(output="COVID-19") + "[hallucination]\nmax_rate = 0.5\n"
     pytester.makefile(".toml", synthcxr=text)
     result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-no-cache", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     out = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in out
-    assert "judge_error.COVID-19: reference = true, but the reference set has no images labelled for 'COVID-19'" in out
+    assert "judge_error.COVID-19: reference = true measures the judge on reference labels, and reference sets label findings only" in out
+
+
+def test_a_finding_the_reference_does_not_label_stops_with_one_line(pytester) -> None:
+    """A reference manifest whose images carry no Effusion labels: the run stops before deciding."""
+    import numpy as np
+    from PIL import Image
+
+    rows = ["image,findings,sex,race,age"]
+    for i in range(8):
+        Image.fromarray((np.random.default_rng(i).random((64, 64)) * 255).astype(np.uint8)).save(pytester.path / f"r{i}.png")
+        rows.append(f"r{i}.png,,female,White,50")
+    (pytester.path / "ref.csv").write_text("\n".join(rows) + "\n")
+    pytester.makefile(".toml", synthcxr=spec(reference='reference = "ref.csv"'))
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-no-cache", "-p", "no:randomly")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out
+    assert "Traceback" not in out
+    assert "judge_error.Effusion: reference = true, but the reference set has no images labelled positive and negative for 'Effusion'" in out
 
 
 def test_counts_and_reference_together_are_refused(tmp_path) -> None:

@@ -63,7 +63,12 @@ def run_fuzz_check(audit: "AuditSession", check: "FuzzCheck", config: pytest.Con
 
         database = DirectoryBasedExampleDatabase(folder)
     search_seed = derive_seed(audit.options.seed, f"fuzz-search:{check.nodename}", 0)
-    outcome = run_property(check, sampler, confidence=audit.spec.confidence, seed=search_seed, database=database)
+    from .generators.diffusers import GeneratorError
+
+    try:
+        outcome = run_property(check, sampler, confidence=audit.spec.confidence, seed=search_seed, database=database)
+    except GeneratorError as exc:  # a pipeline that does not load: one line, not a falsifying example
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
     result = outcome_result(outcome)
     audit.results[check.nodename] = result
     return result

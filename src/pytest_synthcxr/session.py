@@ -159,7 +159,7 @@ class AuditSession:
             todo = [c for c in (self.selected or [check]) if c.nodename not in self.results]
             if check not in todo:
                 todo.append(check)
-            self._measure_judge_accuracy(todo)
+            todo = self._measure_judge_accuracy(todo)
             spec = self.spec
             self.results.update(
                 run_all(
@@ -176,16 +176,28 @@ class AuditSession:
             raise self.raised[check.nodename]
         return self.results[check.nodename]
 
-    def _measure_judge_accuracy(self, checks: list[Check]) -> None:
+    def _measure_judge_accuracy(self, checks: list[Check]) -> list[Check]:
         """`judge_error.<output>` with reference = true: the judge's confusion counts for that
-        output on the labelled reference set become the check's judge accuracy (Rogan-Gladen)."""
+        output on the labelled reference set become the check's judge accuracy (Rogan-Gladen).
+        Returns the checks left to run: if scoring the reference fails, the checks that need it
+        fail their own items (an unreadable reference is one line for the whole run)."""
         todo = [c for c in checks if c.judge_accuracy_from_reference and c.judge_accuracy is None]
         if not todo:
-            return
+            return checks
         from .checks.reference import judge_audit
+        from .reference import ReferenceError
         from .stats import JudgeAccuracy
 
-        scores = self.comparison.reference_scores()
+        try:
+            scores = self.comparison.reference_scores()
+        except ReferenceError as exc:
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        except Exception as exc:  # noqa: BLE001 - the items that need the reference carry it
+            for check in todo:
+                self.raised[check.nodename] = exc
+            return [c for c in checks if c not in todo]
         for check in todo:
             output = getattr(check, "finding", None) or getattr(check, "probe", "")
             entry = next(iter(judge_audit(scores, (output,), 1 - self.spec.confidence)), None)
@@ -200,6 +212,7 @@ class AuditSession:
                     returncode=pytest.ExitCode.USAGE_ERROR,
                 )
             object.__setattr__(check, "judge_accuracy", JudgeAccuracy(c["tp"], c["fn"], c["tn"], c["fp"]))
+        return checks
 
     def _on_error(self, check: Check, exc: BaseException) -> None:
         """A broken check fails its own item; a generator that cannot run (a pipeline that does

@@ -306,6 +306,12 @@ class AuditSpec(_Section):
     def _ages_for_age_checks(self) -> "AuditSpec":
         if any(d.attribute == "age" for d in self.demographic) and not self.subgroups.age:
             raise ValueError("demographic attribute 'age' needs ages to ask for: set subgroups.age (e.g. [40, 60, 80])")
+        for output, entry in self.judge_error.items():
+            if entry.reference and output in PROBES:
+                raise ValueError(
+                    f"judge_error.{output}: reference = true measures the judge on reference labels, and reference sets "
+                    f"label findings only, not {output}; give its counts (tp, fn, tn, fp) from a labelled validation set"
+                )
         if self.subgroups.age and not self.demographic:
             raise ValueError("subgroups.age names ages for the demographic-fidelity prompts only, and there is no [[demographic]] item")
         return self

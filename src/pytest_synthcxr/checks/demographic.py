@@ -119,8 +119,11 @@ class DemographicCheck(Check):
         count, n = int((np.abs(error) <= tolerance).sum()), int(len(error))
         estimate = proportion(count, n, alpha, interval, self.threshold)
         detail = f"{count} of {n} images within {tolerance:g} years"
-        if n:
-            detail += f"; mean absolute error {np.nanmean(np.abs(error)):.1f} years, mean predicted - asked {np.nanmean(error):+.1f} years"
+        finite = error[np.isfinite(error)]
+        if finite.size:
+            detail += f"; mean absolute error {np.abs(finite).mean():.1f} years, mean predicted - asked {finite.mean():+.1f} years"
+        if finite.size < n:
+            detail += f"; {n - finite.size} without a prediction"
         return Measured(estimate, detail, tuple(groups), denominator=n)
 
 
@@ -141,10 +144,11 @@ def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: flo
         keep = np.isfinite(recorded) & (recorded >= 0)
         error = reference.loc[keep, column].to_numpy(dtype=float) - recorded[keep]
         count, n = int((np.abs(error) <= tolerance).sum()), int(keep.sum())
+        finite = error[np.isfinite(error)]
         extra: dict[str, Any] = {
             "tolerance": float(tolerance),
-            "mae": round(float(np.nanmean(np.abs(error))), 6) if n else None,
-            "mean_error": round(float(np.nanmean(error)), 6) if n else None,
+            "mae": round(float(np.abs(finite).mean()), 6) if finite.size else None,
+            "mean_error": round(float(finite.mean()), 6) if finite.size else None,
         }
     else:
         classes = attribute_classes(reference, attribute)

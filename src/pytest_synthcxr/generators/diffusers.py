@@ -120,8 +120,9 @@ class DiffusersGenerator:
             check_pipeline_folder(Path(self.source), self.name, allow_pickle)
         self._slicing = (attention_slicing, vae_slicing)
         self._pipe: Any = None
+        self._load_failed: GeneratorError | None = None
         self._fingerprint: str | None = None
-        self._folder_found: tuple[Path | None] | None = None
+        self._folder_found: Path | None = None
         if not lazy:  # lazy: loaded on first use (a run served by the sample cache never loads it)
             self._pipe = self._load(*self._slicing)
 
@@ -129,7 +130,13 @@ class DiffusersGenerator:
     def pipe(self) -> Any:
         """The diffusers pipeline, loaded on first use; raises GeneratorError with one line."""
         if self._pipe is None:
-            self._pipe = self._load(*self._slicing)
+            if self._load_failed is not None:  # once is enough (a retry may be another hub request)
+                raise self._load_failed
+            try:
+                self._pipe = self._load(*self._slicing)
+            except GeneratorError as exc:
+                self._load_failed = exc
+                raise
         return self._pipe
 
     # -- loading ---------------------------------------------------------------------------------
@@ -196,7 +203,7 @@ class DiffusersGenerator:
     # -- identity --------------------------------------------------------------------------------
 
     def _call_settings(self) -> dict[str, Any]:
-        side = self._default_side()
+        side = None if self.height and self.width else self._default_side()
         return {
             "steps": self.steps,
             "guidance": self.guidance,
@@ -212,9 +219,11 @@ class DiffusersGenerator:
     # pipeline is the fallback, and tests check that both agree.
 
     def _folder(self) -> Path | None:
+        """The pipeline's files: the local folder, or the hub id's snapshot in the Hugging Face
+        cache (None while it is not there: not remembered, the download may come next)."""
         if self._folder_found is None:
-            self._folder_found = (Path(self.source) if self.local else self._snapshot_folder(),)
-        return self._folder_found[0]
+            self._folder_found = Path(self.source) if self.local else self._snapshot_folder()
+        return self._folder_found
 
     def _config(self, *parts: str) -> dict[str, Any] | None:
         folder = self._folder()
@@ -238,6 +247,9 @@ class DiffusersGenerator:
 
     def _default_side(self) -> int | None:
         if self._pipe is None:
+            index = self._config("model_index.json")
+            if index is not None and "unet" not in index:
+                return None  # no UNet (SD3, PixArt, Flux...): the loaded pipeline has none either
             unet, vae = self._config("unet", "config.json"), self._config("vae", "config.json")
             if unet is not None and vae is not None and isinstance(unet.get("sample_size"), int) and vae.get("block_out_channels"):
                 return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)  # the pipelines' vae_scale_factor
@@ -252,6 +264,8 @@ class DiffusersGenerator:
         from importlib.metadata import version
 
         pipeline = (self._config("model_index.json") or {}).get("_class_name") if self._pipe is None else None
+        if isinstance(pipeline, list) and pipeline and isinstance(pipeline[-1], str):
+            pipeline = pipeline[-1]  # a custom pipeline: [module, class]
         return {
             "kind": "diffusers",
             "source": self.source,
@@ -271,6 +285,9 @@ class DiffusersGenerator:
         if self._fingerprint is None:
             digest = hashlib.sha256()
             folder = self._folder()
+            if folder is None and not self.local:  # not downloaded yet: load (download), then hash its files
+                _ = self.pipe
+                folder = self._folder()
             if folder is not None and folder.is_dir():
                 for f in sorted(p for p in folder.rglob("*") if p.is_file()):
                     digest.update(str(f.relative_to(folder)).encode() + b"\0")

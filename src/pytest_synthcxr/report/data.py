@@ -40,11 +40,7 @@ def build(audit: Any) -> dict[str, Any]:
     total = 0 if table is None else len(table)
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "model": {
-            "name": audit.options.model,
-            "fingerprint": pool.generator.fingerprint if pool is not None else None,
-            "settings": _jsonable(pool.generator.settings) if pool is not None else None,
-        },
+        "model": {"name": audit.options.model, **_generator_identity(pool)},
         "judge": _judge(pool),
         "spec": {
             "path": audit.loaded.display,
@@ -141,6 +137,19 @@ def _bias_facts(check: Any) -> dict[str, Any]:
         "prompt": "both" if check.statistic == "prompt-effect" else ("named" if check.named else "plain"),
         "reference": subgroup_label(check.reference) if check.reference else None,
     }
+
+
+def _generator_identity(pool: Any) -> dict[str, Any]:
+    """Fingerprint and settings (None for both when the generator could not be built or loaded:
+    the report of a stopped run still gets written)."""
+    from ..generators.diffusers import GeneratorError
+
+    if pool is None:
+        return {"fingerprint": None, "settings": None}
+    try:
+        return {"fingerprint": pool.generator.fingerprint, "settings": _jsonable(pool.generator.settings)}
+    except GeneratorError:
+        return {"fingerprint": None, "settings": None}
 
 
 def _mode(named: bool) -> str:

@@ -41,6 +41,8 @@ def section(audit: Any) -> dict[str, Any] | None:
     comparison = audit.comparison
     scores = comparison.reference_scores()
     table = audit._pool.full_table()
+    if "age" in table:  # prompts naming an age (demographic-fidelity cells) are other populations, as in the heatmap
+        table = table[table["age"] == ""]
     spec = audit.spec
     alpha = 1 - spec.confidence
     judge = judge_audit(scores, tuple(spec.findings), alpha, max_gap=MAX_JUDGE_GAP, max_ece=MAX_JUDGE_ECE)
