@@ -235,6 +235,7 @@ def test_age_audit_end_to_end(pytester, age_weights, tmp_path, monkeypatch) -> N
     item = next(i for i in data["items"] if i["check"] == "demographic[age-agreement]")
     assert item["verdict"] == "fail" and item["n"] == 48 and item["estimate"] == pytest.approx(1 / 3, abs=1e-3)
     assert "16 of 48 images within 16 years; mean absolute error 13.3 years, mean predicted - asked +0.0 years" in item["detail"]
+    assert item["stats"] == {"tolerance_years": 16.0, "mean_absolute_error_years": pytest.approx(40 / 3, abs=1e-5), "mean_signed_error_years": 0.0}
     assert data["spec"]["subgroups"]["age"] == [40, 60, 80]
     html = (pytester.path / "out.html").read_text()
     assert "60-year-old White female" in html and "within 16 years" in html

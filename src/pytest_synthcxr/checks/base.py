@@ -70,6 +70,8 @@ class Result:
     judge_accuracy: JudgeAccuracy | None = None
     #: which estimate the verdict was computed from
     decided_on: Literal["raw", "corrected"] = "raw"
+    #: further numbers of the estimate a JSON reader may want (e.g. an age item's mean absolute error)
+    stats: dict[str, float] | None = None
 
     def message(self) -> str:
         """One line: verdict, estimate, interval, threshold and n."""
@@ -122,6 +124,7 @@ class Result:
                 {"label": g.label, "count": g.count, "n": g.n, "rate": _round(g.value), "low": _round(g.low), "high": _round(g.high)}
                 for g in self.groups
             ],
+            **({"stats": {k: None if v is None else _round(v) for k, v in self.stats.items()}} if self.stats else {}),
         }
 
 
@@ -212,6 +215,7 @@ class Check:
             corrected=decided.corrected,
             judge_accuracy=self.judge_accuracy if decided.corrected is not None else None,
             decided_on="corrected" if self.decide_corrected and decided.corrected is not None else "raw",
+            stats=fixed.stats,
         )
 
 
@@ -225,6 +229,8 @@ class Measured:
     #: the count the small-denominator rule looks at (None: the rule does not apply), and its words
     denominator: int | None = None
     denominator_what: str = "valid images"
+    #: further numbers for the JSON item (Result.stats)
+    stats: dict[str, float] | None = None
 
 
 def grid(attributes: dict[str, Sequence[str]], by: Iterable[str]) -> list[tuple[tuple[str, str], ...]]:

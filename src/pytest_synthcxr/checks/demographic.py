@@ -124,7 +124,12 @@ class DemographicCheck(Check):
             detail += f"; mean absolute error {np.abs(finite).mean():.1f} years, mean predicted - asked {finite.mean():+.1f} years"
         if finite.size < n:
             detail += f"; {n - finite.size} without a prediction"
-        return Measured(estimate, detail, tuple(groups), denominator=n)
+        stats = {
+            "tolerance_years": float(tolerance),
+            "mean_absolute_error_years": float(np.abs(finite).mean()) if finite.size else None,
+            "mean_signed_error_years": float(finite.mean()) if finite.size else None,
+        }
+        return Measured(estimate, detail, tuple(groups), denominator=n, stats=stats)
 
 
 def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: float = DEFAULT_AGE_TOLERANCE) -> dict[str, Any] | None:
