@@ -146,10 +146,11 @@ def _hallucination(table: Any, scores: Any, audit: Any, alpha: float) -> list[di
 def _attributes(audit: Any, alpha: float) -> list[dict[str, Any]]:
     """Each attribute judge in the panel (sex, race, age) against the reference set's recorded
     values; age at the tolerance of the spec's age item (16 years without one)."""
-    tolerances = {c.attribute: c.tolerance for c in audit.checks if c.family == "demographic"}
+    # one age row per tolerance the spec's age items use (16 years without one)
+    tolerances = sorted({c.tolerance for c in audit.checks if c.family == "demographic" and c.attribute == "age" and c.tolerance is not None})
     out = []
-    for attribute in ("sex", "race", "age"):
-        entry = audit.comparison.attribute_audit(attribute, alpha, tolerances.get(attribute))
+    for attribute, tolerance in [("sex", None), ("race", None), *(("age", t) for t in tolerances or [None])]:
+        entry = audit.comparison.attribute_audit(attribute, alpha, tolerance)
         if entry is not None:
             out.append(entry)
     return out
