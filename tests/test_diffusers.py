@@ -261,6 +261,7 @@ def test_black_and_nan_images_are_counted_invalid_never_scored(tiny, monkeypatch
     assert table["p:Effusion"].isna().tolist() == [True, True, False, False]
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # diffusers' Euler scheduler on numpy 2
 @pytest.mark.parametrize("scheduler", [None, "EulerDiscreteScheduler"])
 def test_settings_and_fingerprint_come_from_the_config_files_without_loading(tiny, scheduler):
     """What shapes the images is read from the folder's JSON files: the same settings and
