@@ -20,7 +20,7 @@ import numpy as np
 from ..vocabulary import FINDINGS, PROBES
 from .base import JudgeError, as_images, file_sha256, op_norm
 
-__all__ = ["CHUNK", "PhantomJudge", "PhantomWeightsError", "default_weights", "op_norm", "run_padded"]
+__all__ = ["CHUNK", "PhantomJudge", "PhantomNetFile", "PhantomWeightsError", "default_weights", "op_norm", "run_padded"]
 
 #: Images per forward pass. Every pass has exactly this many images (the last one is padded), so a
 #: score never depends on how the caller split its images into batches.
@@ -62,35 +62,33 @@ def default_weights() -> Path:
     return Path(str(ref))
 
 
-class PhantomJudge:
-    """Scores phantom images for FINDINGS + PROBES (see module docstring)."""
+class PhantomNetFile:
+    """A PhantomNet weights file (safetensors with JSON metadata): what the phantom judges share:
+    where the file is, its fingerprint, the network it holds (built on first use) and the
+    metadata the report shows. Subclasses check what the file holds in `_read`."""
 
     name: str = "phantom"
 
-    def __init__(self, weights: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
-        self.weights_path = Path(weights) if weights is not None else default_weights()
+    def __init__(self, weights: str | os.PathLike[str] | None, device: str, default: Path) -> None:
+        self.weights_path = Path(weights) if weights is not None else default
         if not self.weights_path.is_file():
-            raise PhantomWeightsMissing(f"synthcxr: judge 'phantom': weights file not found: {self.weights_path}")
+            raise PhantomWeightsMissing(f"synthcxr: judge {self.name!r}: weights file not found: {self.weights_path}")
         self.device = device
         from safetensors import safe_open
 
         with safe_open(str(self.weights_path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            self._thresholds = np.asarray(f.get_tensor("op_threshs"), dtype=np.float64)
-        self.metadata: dict[str, str] = meta
-        outputs = tuple(json.loads(meta.get("outputs", "[]")))
-        expected = FINDINGS + PROBES
-        if outputs != expected:
-            raise PhantomWeightsError(
-                f"synthcxr: judge 'phantom': {self.weights_path}: outputs {list(outputs)} differ from {list(expected)}"
-            )
-        if self._thresholds.shape != (len(outputs),) or not np.all((self._thresholds > 0) & (self._thresholds < 1)):
-            raise PhantomWeightsError(
-                f"synthcxr: judge 'phantom': {self.weights_path}: op_threshs must be {len(outputs)} values in (0, 1)"
-            )
-        self.outputs: tuple[str, ...] = outputs
+            self.metadata: dict[str, str] = dict(f.metadata() or {})
+            self._read(f)
         self._fingerprint: str | None = None
         self._net: Any = None
+
+    def _read(self, f: Any) -> None:
+        """Check the open file's metadata and tensors; raise PhantomWeightsError if it does not fit."""
+
+    @property
+    def net_outputs(self) -> int:
+        """Width of the network's last layer."""
+        raise NotImplementedError
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -101,23 +99,10 @@ class PhantomJudge:
             self._fingerprint = file_sha256(self.weights_path)
         return self._fingerprint
 
-    @property
-    def thresholds(self) -> np.ndarray:
-        """Calibrated operating points on the raw (sigmoid) probabilities, one per output."""
-        return self._thresholds.copy()
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """What the report shows about this judge."""
-        out: dict[str, Any] = {
-            "weights": str(self.weights_path),
-            "sha256": self.fingerprint,
-            "preprocessing": "average-pooled to 112 x 112 (2 x 2 blocks for 224 x 224), values in [0, 1]",
-            "threshold": self._thresholds.tolist(),
-            "device": self.device,
-            "chunk": CHUNK,
-        }
-        for key in ("seed", "training", "validation"):
+    def _metadata_settings(self, keys: tuple[str, ...]) -> dict[str, Any]:
+        """The metadata entries `keys` (JSON where they parse), for the report."""
+        out: dict[str, Any] = {}
+        for key in keys:
             if key in self.metadata:
                 try:
                     out[key] = json.loads(self.metadata[key])
@@ -139,13 +124,58 @@ class PhantomJudge:
             from .phantom_net import PhantomNet
 
             tensors = load_file(str(self.weights_path))
-            tensors.pop("op_threshs")
+            tensors.pop("op_threshs", None)  # the disease judge's operating points: not a layer
             width = int(json.loads(self.metadata.get("architecture", "{}")).get("width", 16))
-            net = PhantomNet(len(self.outputs), width=width)
+            net = PhantomNet(self.net_outputs, width=width)
             net.load_state_dict(tensors, strict=True)
             net.eval()
             self._net = net.to(self.device)
         return self._net
+
+
+class PhantomJudge(PhantomNetFile):
+    """Scores phantom images for FINDINGS + PROBES (see module docstring)."""
+
+    name: str = "phantom"
+
+    def __init__(self, weights: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
+        super().__init__(weights, device, default_weights())
+
+    def _read(self, f: Any) -> None:
+        self._thresholds = np.asarray(f.get_tensor("op_threshs"), dtype=np.float64)
+        outputs = tuple(json.loads(self.metadata.get("outputs", "[]")))
+        expected = FINDINGS + PROBES
+        if outputs != expected:
+            raise PhantomWeightsError(
+                f"synthcxr: judge 'phantom': {self.weights_path}: outputs {list(outputs)} differ from {list(expected)}"
+            )
+        if self._thresholds.shape != (len(outputs),) or not np.all((self._thresholds > 0) & (self._thresholds < 1)):
+            raise PhantomWeightsError(
+                f"synthcxr: judge 'phantom': {self.weights_path}: op_threshs must be {len(outputs)} values in (0, 1)"
+            )
+        self.outputs: tuple[str, ...] = outputs
+
+    @property
+    def net_outputs(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Calibrated operating points on the raw (sigmoid) probabilities, one per output."""
+        return self._thresholds.copy()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the report shows about this judge."""
+        return {
+            "weights": str(self.weights_path),
+            "sha256": self.fingerprint,
+            "preprocessing": "average-pooled to 112 x 112 (2 x 2 blocks for 224 x 224), values in [0, 1]",
+            "threshold": self._thresholds.tolist(),
+            "device": self.device,
+            "chunk": CHUNK,
+            **self._metadata_settings(("seed", "training", "validation")),
+        }
 
     def predict_raw(self, images: np.ndarray) -> np.ndarray:
         """Sigmoid probabilities before the operating-point rescaling, float64 (N, len(outputs))."""

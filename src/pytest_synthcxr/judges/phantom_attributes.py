@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import as_images, file_sha256
-from .phantom import PhantomWeightsError, PhantomWeightsMissing, run_padded
+from .base import as_images
+from .phantom import PhantomNetFile, PhantomWeightsError, run_padded
 
 WEIGHTS_NAME = "phantom_attributes.safetensors"
 FORMAT = "pytest-synthcxr phantom attribute judge v1"
@@ -32,62 +32,30 @@ def default_weights() -> Path:
     return Path(str(resources.files(__package__) / WEIGHTS_NAME))
 
 
-class PhantomAttributeJudge:
+class PhantomAttributeJudge(PhantomNetFile):
     name: str = "phantom-attributes"
     outputs: tuple[str, ...] = OUTPUTS
+    net_outputs = 2  # logit of female, (age - AGE_CENTER) / AGE_SCALE
 
     def __init__(self, weights: str | os.PathLike[str] | None = None, device: str = "cpu", *, name: str | None = None) -> None:
-        self.weights_path = Path(weights) if weights is not None else default_weights()
         self.name = name or self.name
-        if not self.weights_path.is_file():
-            raise PhantomWeightsMissing(f"synthcxr: judge {self.name!r}: weights file not found: {self.weights_path}")
-        from safetensors import safe_open
+        super().__init__(weights, device, default_weights())
 
-        with safe_open(str(self.weights_path), framework="numpy") as f:
-            self.metadata: dict[str, str] = dict(f.metadata() or {})
+    def _read(self, f: Any) -> None:
         if self.metadata.get("format") != FORMAT or tuple(json.loads(self.metadata.get("outputs", "[]"))) != OUTPUTS:
             raise PhantomWeightsError(f"synthcxr: judge {self.name!r}: {self.weights_path} is not a phantom attribute judge ({FORMAT})")
-        self.device = device
-        self._fingerprint: str | None = None
-        self._net: Any = None
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = file_sha256(self.weights_path)
-        return self._fingerprint
 
     @property
     def settings(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "kind": "phantom-attributes",
             "weights": str(self.weights_path),
             "sha256": self.fingerprint,
             "outputs": list(OUTPUTS),
             "preprocessing": "average-pooled to 112 x 112 (2 x 2 blocks for 224 x 224), values in [0, 1]",
             "device": self.device,
+            **self._metadata_settings(("seed", "age", "validation")),
         }
-        for key in ("seed", "age", "validation"):
-            if key in self.metadata:
-                out[key] = json.loads(self.metadata[key])
-        return out
-
-    def _load(self) -> Any:
-        if self._net is None:
-            from safetensors.torch import load_file
-
-            if self.device == "auto":
-                from ..models import resolve_device
-
-                self.device = resolve_device("auto")
-            from .phantom_net import PhantomNet
-
-            width = int(json.loads(self.metadata.get("architecture", "{}")).get("width", 16))
-            net = PhantomNet(2, width=width)
-            net.load_state_dict(load_file(str(self.weights_path)), strict=True)
-            net.eval()
-            self._net = net.to(self.device)
-        return self._net
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """float64 (N, 3): P(male), P(female), age in years."""
