@@ -164,9 +164,9 @@ class Comparison:
 
     def attribute_audit(self, attribute: str, alpha: float, tolerance: float | None = None) -> dict[str, Any] | None:
         """The attribute judge against the reference set's recorded sex, race or age."""
-        from .checks.demographic import DEFAULT_AGE_TOLERANCE, attribute_audit
+        from .checks.demographic import attribute_audit
 
-        return attribute_audit(self.reference_scores(), attribute, alpha, DEFAULT_AGE_TOLERANCE if tolerance is None else tolerance)
+        return attribute_audit(self.reference_scores(), attribute, alpha, tolerance)
 
     def _attribute_concerns(self, check: Any, alpha: float) -> list[str]:
         from .checks.demographic import attribute_concern

@@ -460,9 +460,9 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
             )
             judge._load()  # a bad file or device is a one-line error now, not inside an item
             return judge
-        if c.kind in ("xrv-sex", "xrv-race", "xrv-age"):
-            from .judges.xrv import XRVAttributeJudge
+        from .judges.xrv import ATTRIBUTE_MODELS, XRVAttributeJudge
 
+        if c.kind in ATTRIBUTE_MODELS:
             judge = XRVAttributeJudge(c.kind, name=plan.name, path=_abs(c.path, plan.base) if c.path else None, device=dev)
             judge._load()
             return judge

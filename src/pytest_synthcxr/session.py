@@ -28,6 +28,11 @@ class RunOptions:
     fill_only: bool = False
 
 
+def _judged_output(check: Check) -> str:
+    """The judge output a single-output check reads (its finding, or its probe)."""
+    return getattr(check, "finding", None) or getattr(check, "probe", "")
+
+
 @dataclass
 class AuditSession:
     loaded: LoadedSpec
@@ -59,7 +64,7 @@ class AuditSession:
         if measured and self.options.reference is None:
             from .spec import SpecError
 
-            output = getattr(measured[0], "finding", None) or getattr(measured[0], "probe", "")
+            output = _judged_output(measured[0])
             raise SpecError(
                 f"synthcxr: {self.loaded.display}: judge_error.{output}: reference = true needs a reference set "
                 "(spec key 'reference' or --synthcxr-reference)"
@@ -199,7 +204,7 @@ class AuditSession:
                 self.raised[check.nodename] = exc
             return [c for c in checks if c not in todo]
         for check in todo:
-            output = getattr(check, "finding", None) or getattr(check, "probe", "")
+            output = _judged_output(check)
             entry = next(iter(judge_audit(scores, (output,), 1 - self.spec.confidence)), None)
             c = entry["confusion"] if entry is not None else None
             if c is None or c["tp"] + c["fn"] == 0 or c["tn"] + c["fp"] == 0:

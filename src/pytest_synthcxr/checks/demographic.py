@@ -36,6 +36,17 @@ ERR_NO_AGE = (
 DEFAULT_AGE_TOLERANCE = 16.0
 
 
+def age_agreement(error: np.ndarray, tolerance: float) -> tuple[int, int, float | None, float | None]:
+    """Of predicted minus wanted ages: (how many lie within `tolerance`, how many there are, mean
+    absolute error, mean signed error). NaN (no prediction) never agrees and is left out of the
+    means, which are None when nothing was predicted."""
+    finite = error[np.isfinite(error)]
+    count = int((np.abs(error) <= tolerance).sum())
+    if not finite.size:
+        return count, int(len(error)), None, None
+    return count, int(len(error)), float(np.abs(finite).mean()), float(finite.mean())
+
+
 def attribute_classes(table: Any, attribute: str) -> list[str]:
     """The attribute's classes the judge scores (from the score table's columns)."""
     prefix = score_column(f"{attribute}:")
@@ -51,10 +62,13 @@ class DemographicCheck(Check):
     tolerance: float | None = None
 
     @property
+    def age_tolerance(self) -> float:
+        return DEFAULT_AGE_TOLERANCE if self.tolerance is None else self.tolerance
+
+    @property
     def quantity(self) -> str:
         if self.attribute == "age":
-            tolerance = DEFAULT_AGE_TOLERANCE if self.tolerance is None else self.tolerance
-            return f"share of images whose predicted age is within {tolerance:g} years of the age the prompt named"
+            return f"share of images whose predicted age is within {self.age_tolerance:g} years of the age the prompt named"
         return f"share of images whose predicted {self.attribute} is the one the prompt named"
 
     def cells(self) -> tuple[Cell, ...]:
@@ -102,7 +116,7 @@ class DemographicCheck(Check):
         column = score_column("age")
         if column not in table.columns:
             raise ValueError(ERR_NO_AGE.format(check=self.nodename, column=column))
-        tolerance = DEFAULT_AGE_TOLERANCE if self.tolerance is None else self.tolerance
+        tolerance = self.age_tolerance
         by_group: dict[tuple[tuple[str, str], ...], list[Cell]] = {}
         for cell in self.population:
             if "age" not in cell.attributes:
@@ -113,30 +127,27 @@ class DemographicCheck(Check):
         for subgroup, cells in by_group.items():
             error = rows(table, cells)[column].to_numpy(dtype=float) - float(dict(subgroup)["age"])
             errors.append(error)
-            count = int((np.abs(error) <= tolerance).sum())  # NaN (a failed prediction) never agrees
-            groups.append(group_rate(subgroup_label(subgroup), count, len(error), alpha))
+            count, n, _, _ = age_agreement(error, tolerance)
+            groups.append(group_rate(subgroup_label(subgroup), count, n, alpha))
         error = np.concatenate(errors) if errors else np.empty(0)
-        count, n = int((np.abs(error) <= tolerance).sum()), int(len(error))
+        count, n, mae, mean_error = age_agreement(error, tolerance)
         estimate = proportion(count, n, alpha, interval, self.threshold)
         detail = f"{count} of {n} images within {tolerance:g} years"
-        finite = error[np.isfinite(error)]
-        if finite.size:
-            detail += f"; mean absolute error {np.abs(finite).mean():.1f} years, mean predicted - asked {finite.mean():+.1f} years"
-        if finite.size < n:
-            detail += f"; {n - finite.size} without a prediction"
-        stats = {
-            "tolerance_years": float(tolerance),
-            "mean_absolute_error_years": float(np.abs(finite).mean()) if finite.size else None,
-            "mean_signed_error_years": float(finite.mean()) if finite.size else None,
-        }
+        if mae is not None:
+            detail += f"; mean absolute error {mae:.1f} years, mean predicted - asked {mean_error:+.1f} years"
+        missing = n - int(np.isfinite(error).sum())
+        if missing:
+            detail += f"; {missing} without a prediction"
+        stats = {"tolerance_years": float(tolerance), "mean_absolute_error_years": mae, "mean_signed_error_years": mean_error}
         return Measured(estimate, detail, tuple(groups), denominator=n, stats=stats)
 
 
-def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: float = DEFAULT_AGE_TOLERANCE) -> dict[str, Any] | None:
+def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: float | None = None) -> dict[str, Any] | None:
     """The attribute judge against the sex, race or age recorded for each reference image: the
-    share it gets right (age: within `tolerance` years) with a Wilson interval, over the images
-    with a recorded value it has a class for; for age also the mean absolute and signed error.
-    None when the judge does not score the attribute or no reference image records it."""
+    share it gets right (age: within `tolerance` years, DEFAULT_AGE_TOLERANCE when None) with a
+    Wilson interval, over the images with a recorded value it has a class for; for age also the
+    mean absolute and signed error. None when the judge does not score the attribute or no
+    reference image records it."""
     from ..stats import wilson
 
     if attribute not in reference.columns:
@@ -147,13 +158,12 @@ def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: flo
             return None
         recorded = reference["age"].to_numpy(dtype=float)
         keep = np.isfinite(recorded) & (recorded >= 0)
-        error = reference.loc[keep, column].to_numpy(dtype=float) - recorded[keep]
-        count, n = int((np.abs(error) <= tolerance).sum()), int(keep.sum())
-        finite = error[np.isfinite(error)]
+        tolerance = DEFAULT_AGE_TOLERANCE if tolerance is None else tolerance
+        count, n, mae, mean_error = age_agreement(reference.loc[keep, column].to_numpy(dtype=float) - recorded[keep], tolerance)
         extra: dict[str, Any] = {
             "tolerance": float(tolerance),
-            "mae": round(float(np.abs(finite).mean()), 6) if finite.size else None,
-            "mean_error": round(float(finite.mean()), 6) if finite.size else None,
+            "mae": None if mae is None else round(mae, 6),
+            "mean_error": None if mean_error is None else round(mean_error, 6),
         }
     else:
         classes = attribute_classes(reference, attribute)
@@ -184,4 +194,4 @@ def attribute_concern(entry: dict[str, Any] | None, threshold: float) -> list[st
     ]
 
 
-__all__ = ["DEFAULT_AGE_TOLERANCE", "DemographicCheck", "attribute_audit", "attribute_classes", "attribute_concern"]
+__all__ = ["DEFAULT_AGE_TOLERANCE", "DemographicCheck", "age_agreement", "attribute_audit", "attribute_classes", "attribute_concern"]
