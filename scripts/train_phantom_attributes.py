@@ -81,37 +81,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_synthcxr.judges.phantom_net import PhantomNet
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    net = PhantomNet(2, width=args.width)
+    net = train_phantom_judge.seeded_net(PhantomNet, 2, args)
     n_params = sum(p.numel() for p in net.parameters())
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps = len(xs) // args.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps, pct_start=0.15)
-    shuffle = torch.Generator().manual_seed(args.seed)
-    x_train = torch.from_numpy(xs)
-    female = torch.from_numpy(ys[:, 0])
-    age = torch.from_numpy((ys[:, 1] - AGE_CENTER) / AGE_SCALE)
-    for epoch in range(args.epochs):
-        net.train()
-        order = torch.randperm(len(xs), generator=shuffle)
-        total = 0.0
-        for b in range(steps):
-            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-            out = net.forward_work(x_train[idx].float().unsqueeze(1))
-            loss = F.binary_cross_entropy_with_logits(out[:, 0], female[idx]) + F.mse_loss(out[:, 1], age[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {total / steps:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    targets = np.column_stack([ys[:, 0], (ys[:, 1] - AGE_CENTER) / AGE_SCALE]).astype(np.float32)  # female, scaled age
 
-    net.eval()
-    with torch.inference_mode():
-        xv_t = torch.from_numpy(xv)
-        out = torch.cat([net.forward_work(xv_t[i : i + 256].float().unsqueeze(1)) for i in range(0, len(xv), 256)]).double().numpy()
+    def loss_of(out, y):
+        return F.binary_cross_entropy_with_logits(out[:, 0], y[:, 0]) + F.mse_loss(out[:, 1], y[:, 1])
+
+    train_phantom_judge.fit(net, xs, targets, loss_of, args, t0)
+    out = train_phantom_judge.predict_split(net, xv, lambda y: y)
     p_female = 1 / (1 + np.exp(-out[:, 0]))
     predicted_age = AGE_CENTER + AGE_SCALE * out[:, 1]
     error = predicted_age - yv[:, 1]

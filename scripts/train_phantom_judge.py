@@ -113,6 +113,59 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, flo
     return float(np.clip(cands[best], 1e-6, 1 - 1e-6)), float(j[best])
 
 
+def seeded_net(cls, n_outputs: int, args: argparse.Namespace):
+    """A fresh network from the seeded global torch generator, with fixed threads and
+    deterministic algorithms (call before anything else draws from torch's generator)."""
+    import torch
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    return cls(n_outputs, width=args.width)
+
+
+def fit(net, xs: np.ndarray, ys: np.ndarray, loss_of, args: argparse.Namespace, t0: float) -> None:
+    """Train `net` on the pooled images `xs` and targets `ys` with `loss_of(output, targets)`:
+    AdamW, a OneCycle schedule, batches drawn by a generator seeded from --seed."""
+    import torch
+
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = len(xs) // args.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=0.15
+    )
+    shuffle = torch.Generator().manual_seed(args.seed)
+    x_train, y_train = torch.from_numpy(xs), torch.from_numpy(ys)
+    for epoch in range(args.epochs):
+        net.train()
+        order = torch.randperm(len(xs), generator=shuffle)
+        total = 0.0
+        for b in range(steps_per_epoch):
+            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
+            x = x_train[idx].float().unsqueeze(1)
+            loss = loss_of(net.forward_work(x), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: loss {total / steps_per_epoch:.4f}"
+            f" ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+    net.eval()
+
+
+def predict_split(net, xv: np.ndarray, head) -> np.ndarray:
+    """`head(net output)` for the pooled images `xv`, in passes of 256, as float64."""
+    import torch
+
+    with torch.inference_mode():
+        xv_t = torch.from_numpy(xv)
+        return torch.cat([head(net.forward_work(xv_t[i : i + 256].float().unsqueeze(1))) for i in range(0, len(xv), 256)]).double().numpy()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
@@ -139,43 +192,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_synthcxr.judges.phantom_net import PhantomNet
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    net = PhantomNet(len(NAMES), width=args.width)
+    net = seeded_net(PhantomNet, len(NAMES), args)
     n_params = sum(p.numel() for p in net.parameters())
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = len(xs) // args.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=0.15
-    )
-    shuffle = torch.Generator().manual_seed(args.seed)
-    x_train, y_train = torch.from_numpy(xs), torch.from_numpy(ys)
-    for epoch in range(args.epochs):
-        net.train()
-        order = torch.randperm(len(xs), generator=shuffle)
-        total = 0.0
-        for b in range(steps_per_epoch):
-            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-            x = x_train[idx].float().unsqueeze(1)
-            loss = F.binary_cross_entropy_with_logits(net.forward_work(x), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-        print(
-            f"epoch {epoch + 1}/{args.epochs}: loss {total / steps_per_epoch:.4f}"
-            f" ({time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
-
-    net.eval()
-    with torch.inference_mode():
-        xv_t = torch.from_numpy(xv)
-        probs = torch.cat(
-            [torch.sigmoid(net.forward_work(xv_t[i : i + 256].float().unsqueeze(1))) for i in range(0, len(xv), 256)]
-        ).double().numpy()
+    fit(net, xs, ys, lambda out, y: F.binary_cross_entropy_with_logits(out, y), args, t0)
+    probs = predict_split(net, xv, torch.sigmoid)
     thresholds, validation = [], {}
     for j, name in enumerate(NAMES):
         t, jstat = youden_threshold(probs[:, j], yv[:, j])
