@@ -139,6 +139,12 @@ def _bias_facts(check: Any) -> dict[str, Any]:
     }
 
 
+def without_aged_cells(table: Any) -> Any:
+    """The rows of sex x race cells: prompts naming an age (demographic-fidelity cells) are other
+    populations, left out of the heatmap and the synthetic-vs-reference section alike."""
+    return table[table["age"] == ""] if "age" in table else table
+
+
 def _generator_identity(pool: Any) -> dict[str, Any]:
     """Fingerprint and settings (None for both when the generator could not be built or loaded:
     the report of a stopped run still gets written)."""
@@ -181,9 +187,7 @@ def _rates(table: Any, spec: Any, confidence: float) -> list[dict[str, Any]]:
     if table is None:
         return []
     alpha = 1 - confidence
-    valid = table[table["valid"]]
-    if "age" in valid:  # prompts naming an age (demographic-fidelity cells) are other populations
-        valid = valid[valid["age"] == ""]
+    valid = without_aged_cells(table[table["valid"]])
     subgroups = {_subgroup_of(s, r) for s, r in zip(valid["sex"], valid["race"])}
     finest = max((len(g) for g in subgroups), default=0)  # the full sex x race grid; coarser cells (by race only) are left out
     subgroups = sorted((g for g in subgroups if len(g) == finest), key=_subgroup_order(spec))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..checks.base import OPERATING_POINT, score_column
 from ..stats import binary_entropy, wilson
+from .data import without_aged_cells
 
 #: closest synthetic-reference pairs listed (and shown side by side)
 CLOSEST_PAIRS = 6
@@ -40,9 +41,7 @@ def section(audit: Any) -> dict[str, Any] | None:
 
     comparison = audit.comparison
     scores = comparison.reference_scores()
-    table = audit._pool.full_table()
-    if "age" in table:  # prompts naming an age (demographic-fidelity cells) are other populations, as in the heatmap
-        table = table[table["age"] == ""]
+    table = without_aged_cells(audit._pool.full_table())
     spec = audit.spec
     alpha = 1 - spec.confidence
     judge = judge_audit(scores, tuple(spec.findings), alpha, max_gap=MAX_JUDGE_GAP, max_ece=MAX_JUDGE_ECE)
