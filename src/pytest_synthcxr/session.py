@@ -203,9 +203,11 @@ class AuditSession:
             for check in todo:
                 self.raised[check.nodename] = exc
             return [c for c in checks if c not in todo]
-        for check in todo:
-            output = _judged_output(check)
-            entry = next(iter(judge_audit(scores, (output,), 1 - self.spec.confidence)), None)
+        outputs = list(dict.fromkeys(_judged_output(c) for c in todo))  # several items may read one output
+        audited = {e["finding"]: e for e in judge_audit(scores, tuple(outputs), 1 - self.spec.confidence)}
+        accuracy = {}
+        for output in outputs:
+            entry = audited.get(output)
             c = entry["confusion"] if entry is not None else None
             if c is None or c["tp"] + c["fn"] == 0 or c["tn"] + c["fp"] == 0:
                 import pytest
@@ -216,7 +218,9 @@ class AuditSession:
                     "give its counts (tp, fn, tn, fp) instead",
                     returncode=pytest.ExitCode.USAGE_ERROR,
                 )
-            object.__setattr__(check, "judge_accuracy", JudgeAccuracy(c["tp"], c["fn"], c["tn"], c["fp"]))
+            accuracy[output] = JudgeAccuracy(c["tp"], c["fn"], c["tn"], c["fp"])
+        for check in todo:
+            object.__setattr__(check, "judge_accuracy", accuracy[_judged_output(check)])
         return checks
 
     def _on_error(self, check: Check, exc: BaseException) -> None:

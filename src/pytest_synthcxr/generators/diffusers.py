@@ -238,9 +238,9 @@ class DiffusersGenerator:
 
     def _scheduler_class(self) -> str:
         if self._pipe is None:
-            entry = (self._config("model_index.json") or {}).get("scheduler")
             if self.scheduler_name:
                 return self.scheduler_name
+            entry = (self._config("model_index.json") or {}).get("scheduler")
             if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str):
                 return entry[1]
         return type(self.pipe.scheduler).__name__
