@@ -17,7 +17,6 @@ Usage (about 4 minutes on 2 otherwise idle CPU cores; the packaged weights: --se
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -57,18 +56,7 @@ def render_split(seed: int, split: int, n: int, workers: int) -> tuple[np.ndarra
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-train", type=int, default=12000)
-    ap.add_argument("--n-val", type=int, default=2000)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=4e-3)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads and render workers")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = ap.parse_args(argv)
+    args = train_phantom_judge.parse_args(argv, __doc__, n_train=12000, n_val=2000, epochs=4, out=DEFAULT_OUT)
 
     t0 = time.perf_counter()
     xs, ys = render_split(args.seed, TRAIN, args.n_train, args.threads)

@@ -166,19 +166,24 @@ def predict_split(net, xv: np.ndarray, head) -> np.ndarray:
         return torch.cat([head(net.forward_work(xv_t[i : i + 256].float().unsqueeze(1))) for i in range(0, len(xv), 256)]).double().numpy()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None, doc: str, *, n_train: int, n_val: int, epochs: int, out: Path) -> argparse.Namespace:
+    """The training options both phantom-network scripts take (their own defaults for size and output)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-train", type=int, default=24000)
-    ap.add_argument("--n-val", type=int, default=4000)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--n-train", type=int, default=n_train)
+    ap.add_argument("--n-val", type=int, default=n_val)
+    ap.add_argument("--epochs", type=int, default=epochs)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2, help="torch threads and render workers")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = ap.parse_args(argv)
+    ap.add_argument("--out", type=Path, default=out)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, __doc__, n_train=24000, n_val=4000, epochs=5, out=DEFAULT_OUT)
 
     t0 = time.perf_counter()
     xs, ys = render_split(args.seed, TRAIN, args.n_train, args.threads)
