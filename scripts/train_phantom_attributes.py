@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from pytest_synthcxr.judges.phantom_attributes import AGE_CENTER, AGE_SCALE, FORMAT  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_phantom_judge  # noqa: E402  (its renderer loop)
+import train_phantom_judge  # noqa: E402  (its options, renderer loop, training loop and validation pass)
 from pytest_synthcxr.phantom.render import RENDERER_VERSION, random_scene, render  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "pytest_synthcxr" / "judges" / "phantom_attributes.safetensors"
