@@ -120,7 +120,7 @@ def world(name: str, repeats: int) -> dict:
     if name == "phantom":
         model, spec, batch = "phantom-biased", PHANTOM_SPEC, 64
     elif name == "demo":  # `make demo`'s audit: built-in spec, sequential sampling, about 20,000 images
-        from pytest_synthcxr.spec import default_spec_text
+        from pytest_synthcxr.spec.schema import default_spec_text
 
         model, spec, batch = "phantom-biased", default_spec_text(), 64
     else:

@@ -16,10 +16,10 @@ import argparse
 import time
 
 from pytest_synthcxr.checks.fuzz import FuzzCheck
-from pytest_synthcxr.fuzz import PairedSampler, run_property
-from pytest_synthcxr.generators.phantom import PRESETS, PhantomGenerator
-from pytest_synthcxr.judges.phantom import PhantomJudge
-from pytest_synthcxr.prompts import parse_prompt
+from pytest_synthcxr.fuzz.sampler import PairedSampler, run_property
+from pytest_synthcxr.models.generators.phantom import PRESETS, PhantomGenerator
+from pytest_synthcxr.models.judges.phantom import PhantomJudge
+from pytest_synthcxr.sampling.prompts import parse_prompt
 
 
 def main() -> None:

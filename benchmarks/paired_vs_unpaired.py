@@ -19,11 +19,11 @@ import argparse
 import statistics
 import time
 
-from pytest_synthcxr.fuzz import PairedSampler
-from pytest_synthcxr.generators.phantom import PhantomGenerator
-from pytest_synthcxr.judges.phantom import PhantomJudge
-from pytest_synthcxr.paired import compare_decisions
-from pytest_synthcxr.stats import newcombe
+from pytest_synthcxr.fuzz.sampler import PairedSampler
+from pytest_synthcxr.models.generators.phantom import PhantomGenerator
+from pytest_synthcxr.models.judges.phantom import PhantomJudge
+from pytest_synthcxr.stats.paired import compare_decisions
+from pytest_synthcxr.stats.intervals import newcombe
 
 
 def first_detection(a, b, grid, paired: bool) -> int | None:

@@ -31,8 +31,8 @@ import numpy as np
 
 from pytest_synthcxr.checks.base import ANYTIME_GROWTH, Measured
 from pytest_synthcxr.checks.hallucination import HallucinationCheck
-from pytest_synthcxr.sequential import run_check
-from pytest_synthcxr.stats import IntervalKind, proportion
+from pytest_synthcxr.stats.sequential import run_check
+from pytest_synthcxr.stats.intervals import IntervalKind, proportion
 
 RATIOS = (0.5, 0.8, 1.2, 2.0)
 

@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from pytest_synthcxr.generators.diffusers import DiffusersGenerator
+from pytest_synthcxr.models.generators.diffusers import DiffusersGenerator
 
 TINY_SD = Path(__file__).parent.parent / "fixtures" / "tiny-sd"
 

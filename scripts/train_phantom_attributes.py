@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pytest_synthcxr.judges.phantom_attributes import AGE_CENTER, AGE_SCALE, FORMAT  # noqa: E402
+from pytest_synthcxr.models.judges.phantom_attributes import AGE_CENTER, AGE_SCALE, FORMAT  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_phantom_judge  # noqa: E402  (its options, renderer loop, training loop and validation pass)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
     from torch.nn import functional as F
 
-    from pytest_synthcxr.judges.phantom_net import PhantomNet
+    from pytest_synthcxr.models.judges.phantom_net import PhantomNet
 
     net = train_phantom_judge.seeded_net(PhantomNet, 2, args)
     n_params = sum(p.numel() for p in net.parameters())

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
     from torch.nn import functional as F
 
-    from pytest_synthcxr.judges.phantom_net import PhantomNet
+    from pytest_synthcxr.models.judges.phantom_net import PhantomNet
 
     net = seeded_net(PhantomNet, len(NAMES), args)
     n_params = sum(p.numel() for p in net.parameters())

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_synthcxr import registry
-from pytest_synthcxr.cells import Cell, derive_seed, subgroup_label
+from pytest_synthcxr.models import registry
+from pytest_synthcxr.sampling.cells import Cell, derive_seed, subgroup_label
 from pytest_synthcxr.checks import build_checks
 from pytest_synthcxr.checks.demographic import DemographicCheck
-from pytest_synthcxr.generators.phantom import PhantomGenerator
-from pytest_synthcxr.models import ModelError
-from pytest_synthcxr.pool import SamplePool
-from pytest_synthcxr.prompts import build_prompt, parse_prompt
-from pytest_synthcxr.spec import AuditSpec, SpecError, load_spec
+from pytest_synthcxr.models.generators.phantom import PhantomGenerator
+from pytest_synthcxr.models.aliases import ModelError
+from pytest_synthcxr.sampling.pool import SamplePool
+from pytest_synthcxr.sampling.prompts import build_prompt, parse_prompt
+from pytest_synthcxr.spec.schema import AuditSpec, SpecError, load_spec
 
 AGES = (40, 70)
 GRID = [(("sex", s), ("race", "White"), ("age", str(a))) for s in ("female", "male") for a in AGES]
@@ -40,7 +40,7 @@ def test_ages_enter_the_demographic_cells_and_prompts_only() -> None:
     sex, age = checks["demographic[sex-agreement]"], checks["demographic[age-agreement]"]
     assert sex.cells() == age.cells() and len(age.cells()) == 2 * 2 * 2  # race x age x (finding, normal)
     assert age.tolerance == 16.0 and "within 16 years" in age.quantity
-    from pytest_synthcxr.stats import proportion_samples
+    from pytest_synthcxr.stats.power import proportion_samples
 
     # one pooled share: the plan's power-based size is the proportion's, spread over the cells
     assert age.power_samples(0.05, 0.9, 0.05) == -(-proportion_samples(0.8, 0.05, 0.05, 0.9) // 8) and age.round_growth() == 1.5
@@ -191,8 +191,8 @@ def age_weights(tmp_path_factory):
 
 
 def test_age_judge_runs_xrv_preprocessing_and_returns_years(age_weights, tmp_path, monkeypatch) -> None:
-    from pytest_synthcxr.judges import xrv as xj
-    from pytest_synthcxr.judges.base import JudgeError
+    from pytest_synthcxr.models.judges import xrv as xj
+    from pytest_synthcxr.models.judges.base import JudgeError
 
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))  # xrv's hard-coded folder: never the real one, never a download
@@ -229,7 +229,7 @@ def test_age_audit_end_to_end(pytester, age_weights, tmp_path, monkeypatch) -> N
     result.assert_outcomes(failed=1)
     data = json.loads((pytester.path / "out.json").read_text())
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_synthcxr import report
+    from pytest_synthcxr.report import writers as report
 
     jsonschema.Draft202012Validator(report.load_schema()).validate(data)
     item = next(i for i in data["items"] if i["check"] == "demographic[age-agreement]")
@@ -281,7 +281,7 @@ def test_attribute_audit_against_hand_computed_values() -> None:
 def test_the_age_judge_is_audited_on_the_reference_ages(pytester, age_weights, tmp_path, monkeypatch) -> None:
     """Known answer: a judge that says 60 for every image agrees within 16 years with exactly the
     phantom reference images drawn at ages 44..76, and its mean absolute error is mean |60 - age|."""
-    from pytest_synthcxr.reference import phantom_reference
+    from pytest_synthcxr.reference.readers import phantom_reference
 
     monkeypatch.setenv("HOME", str(tmp_path))
     pytester.makefile(".toml", synthcxr=_spec(age_weights / "sixty.pt", top="reference = 'phantom:96'\n", min_agreement=0.9))
@@ -305,7 +305,7 @@ DEMOGRAPHIC_SPEC = Path(__file__).parent.parent / "fixtures" / "specs" / "demogr
 
 
 def test_phantom_attribute_judge_reads_sex_and_age_of_held_out_phantoms() -> None:
-    from pytest_synthcxr.judges.phantom_attributes import PhantomAttributeJudge
+    from pytest_synthcxr.models.judges.phantom_attributes import PhantomAttributeJudge
     from pytest_synthcxr.phantom.render import random_scene, render
 
     images, sexes, ages = [], [], []
@@ -327,8 +327,8 @@ def test_phantom_attribute_judge_reads_sex_and_age_of_held_out_phantoms() -> Non
 
 
 def test_phantom_attribute_judge_refuses_a_foreign_weights_file() -> None:
-    from pytest_synthcxr.judges.phantom import PhantomWeightsError, default_weights
-    from pytest_synthcxr.judges.phantom_attributes import PhantomAttributeJudge
+    from pytest_synthcxr.models.judges.phantom import PhantomWeightsError, default_weights
+    from pytest_synthcxr.models.judges.phantom_attributes import PhantomAttributeJudge
 
     with pytest.raises(PhantomWeightsError, match=r"is not a phantom attribute judge"):
         PhantomAttributeJudge(default_weights())  # the disease judge's file
@@ -340,7 +340,7 @@ def test_phantom_world_age_fault_is_measured(pytester, model) -> None:
     images truly drawn within 16 years of the asked age (from the generator's own record) lies in
     the age item's interval, and the faithful phantom passes. Sex is always drawn as asked."""
     from pytest_synthcxr.checks import build_checks
-    from pytest_synthcxr.spec import load_spec
+    from pytest_synthcxr.spec.schema import load_spec
 
     pytester.makefile(".toml", synthcxr=DEMOGRAPHIC_SPEC.read_text())
     result = pytester.runpytest(f"--synthcxr-model={model}", "--synthcxr-json=out.json", "--synthcxr-report=out.html", "--synthcxr-no-cache", "-p", "no:randomly")

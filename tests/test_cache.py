@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pytest_synthcxr.cache import SampleCache, image_sha, is_8bit, sample_key
-from pytest_synthcxr.cells import Cell
-from pytest_synthcxr.pool import SamplePool
+from pytest_synthcxr.sampling.cache import SampleCache, image_sha, is_8bit, sample_key
+from pytest_synthcxr.sampling.cells import Cell
+from pytest_synthcxr.sampling.pool import SamplePool
 
 CELLS = [Cell(f, (("sex", s),), n) for f in ("Effusion", None) for s in ("female", "male") for n in (False, True)]
 

@@ -5,14 +5,14 @@ import pandas as pd
 import pytest
 
 from pytest_synthcxr import stats
-from pytest_synthcxr.cells import Cell
+from pytest_synthcxr.sampling.cells import Cell
 from pytest_synthcxr.checks import build_checks
-from pytest_synthcxr.checks.base import score_column
+from pytest_synthcxr.sampling.pool import score_column
 from pytest_synthcxr.checks.bias import BiasCheck
 from pytest_synthcxr.checks.hallucination import HallucinationCheck
 from pytest_synthcxr.checks.uncertainty import UncertaintyCheck
 from pytest_synthcxr.checks.validity import ValidityCheck
-from pytest_synthcxr.spec import AuditSpec
+from pytest_synthcxr.spec.schema import AuditSpec
 
 F, H = (("sex", "female"), ("race", "White")), (("sex", "female"), ("race", "Hispanic"))
 OUTPUTS = ("Effusion", "COVID-19")

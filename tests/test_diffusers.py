@@ -17,7 +17,7 @@ from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402, F401
 
 from models_support import TINY_SD, make_torchscript_probe, small_spec  # noqa: E402
 
-from pytest_synthcxr.generators.diffusers import DiffusersGenerator, GeneratorError  # noqa: E402
+from pytest_synthcxr.models.generators.diffusers import DiffusersGenerator, GeneratorError  # noqa: E402
 
 PROMPTS = ["Pleural effusion.", "Hispanic female. Pleural effusion.", "No acute cardiopulmonary process."]
 SEEDS = [11, 22, 33]
@@ -214,7 +214,7 @@ def test_a_pipeline_that_fails_to_load_stops_the_run_with_one_line(pytester, pro
 def test_a_hub_id_loads_offline_from_the_local_cache(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from pytest_synthcxr import registry
+    from pytest_synthcxr.models import registry
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--someorg--tiny-sd"
@@ -242,9 +242,9 @@ def test_an_unavailable_device_is_one_clear_error():
 
 
 def test_black_and_nan_images_are_counted_invalid_never_scored(tiny, monkeypatch, tmp_path):
-    from pytest_synthcxr.cells import Cell
-    from pytest_synthcxr.judges.torchscript import ProbeJudge
-    from pytest_synthcxr.pool import SamplePool
+    from pytest_synthcxr.sampling.cells import Cell
+    from pytest_synthcxr.models.judges.torchscript import ProbeJudge
+    from pytest_synthcxr.sampling.pool import SamplePool
 
     def run(prompts, seeds):  # what a safety checker or a float16 overflow hands back
         images = np.random.default_rng(0).random((len(prompts), 32, 32), dtype=np.float32)

@@ -10,23 +10,14 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from pytest_synthcxr.cells import Cell, derive_seed
-from pytest_synthcxr.checks.fidelity import (
-    DiversityCheck,
-    FrechetCheck,
-    MemorizationCheck,
-    frechet_bootstrap,
-    frechet_distance,
-    frechet_permutation,
-    frechet_reference,
-    nearest_cosine,
-)
+from pytest_synthcxr.sampling.cells import Cell, derive_seed
+from pytest_synthcxr.checks.fidelity import DiversityCheck, FrechetCheck, MemorizationCheck, frechet_bootstrap, frechet_distance, frechet_permutation, frechet_reference, nearest_cosine
 from pytest_synthcxr.checks.reference import Versus, expected_calibration_error, judge_audit, mean_difference
-from pytest_synthcxr.comparison import Comparison
-from pytest_synthcxr.generators.phantom import PRESETS, PhantomGenerator
-from pytest_synthcxr.judges.phantom import PhantomJudge
-from pytest_synthcxr.pool import SamplePool
-from pytest_synthcxr.reference import load_reference
+from pytest_synthcxr.reference.comparison import Comparison
+from pytest_synthcxr.models.generators.phantom import PRESETS, PhantomGenerator
+from pytest_synthcxr.models.judges.phantom import PhantomJudge
+from pytest_synthcxr.sampling.pool import SamplePool
+from pytest_synthcxr.reference.readers import load_reference
 
 FINDINGS = ("Effusion",)
 GRID = [(("sex", s), ("race", "White")) for s in ("female", "male")]
@@ -271,7 +262,7 @@ def test_versus_bundle_rows_line_up(judge, reference) -> None:
 
 
 def test_frechet_check_reuses_its_bootstrap_draws_across_alphas() -> None:
-    from pytest_synthcxr.sequential import fail_p_value
+    from pytest_synthcxr.stats.sequential import fail_p_value
 
     rng = np.random.default_rng(3)
     cells = (Cell("Effusion", (), False),)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_synthcxr.features import FeatureError, feature_extractor, ms_ssim_pairs
-from pytest_synthcxr.generators.phantom import PhantomGenerator
-from pytest_synthcxr.judges.ensemble import JudgePanel
-from pytest_synthcxr.judges.phantom import PhantomJudge
+from pytest_synthcxr.models.features import FeatureError, feature_extractor, ms_ssim_pairs
+from pytest_synthcxr.models.generators.phantom import PhantomGenerator
+from pytest_synthcxr.models.judges.ensemble import JudgePanel
+from pytest_synthcxr.models.judges.phantom import PhantomJudge
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_xrv_densenet_features_are_its_1024_d_features2(tmp_path_factory, images
     pytest.importorskip("torchxrayvision")
     import torch
 
-    from pytest_synthcxr.judges import xrv as xj
+    from pytest_synthcxr.models.judges import xrv as xj
 
     xrv = xj.import_xrv()
     folder = tmp_path_factory.mktemp("xrv-cache")

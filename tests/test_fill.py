@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_synthcxr.cache import SampleCache
+from pytest_synthcxr.sampling.cache import SampleCache
 from pytest_synthcxr.checks import build_checks
-from pytest_synthcxr.fill import samples_to_fill, shard
-from pytest_synthcxr.spec import load_spec
+from pytest_synthcxr.plugin.fill import samples_to_fill, shard
+from pytest_synthcxr.spec.schema import load_spec
 
 SMALL = Path(__file__).parent.parent / "fixtures" / "specs" / "small.toml"
 

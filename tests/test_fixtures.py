@@ -45,7 +45,7 @@ def test_seed_option_reaches_the_pool(pytester):
 
 def test_fixtures_module_imports_nothing_heavy():
     code = (
-        "import sys, pytest_synthcxr.fixtures\n"
+        "import sys, pytest_synthcxr.plugin.fixtures\n"
         "print([m for m in ('torch', 'hypothesis', 'pandas', 'numpy', 'scipy', 'statsmodels') if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -66,7 +66,7 @@ def test_every_spec_in_the_readme_is_valid():
     import tomllib
 
     from pytest_synthcxr.checks import build_checks
-    from pytest_synthcxr.spec import AuditSpec
+    from pytest_synthcxr.spec.schema import AuditSpec
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     specs = [tomllib.loads(block)["tool"]["synthcxr"] for block in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[tool.synthcxr" in block]

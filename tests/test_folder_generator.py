@@ -9,9 +9,9 @@ import pytest
 from models_support import make_torchscript_probe, one_group_spec
 from PIL import Image
 
-from pytest_synthcxr.cells import Cell, derive_seed
-from pytest_synthcxr.generators.diffusers import GeneratorError
-from pytest_synthcxr.generators.folder import FolderGenerator
+from pytest_synthcxr.sampling.cells import Cell, derive_seed
+from pytest_synthcxr.models.generators.diffusers import GeneratorError
+from pytest_synthcxr.models.generators.folder import FolderGenerator
 
 
 def _png(path, value, size=(24, 24), mode="L"):

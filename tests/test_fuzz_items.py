@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from pytest_synthcxr.checks.fuzz import FuzzCheck, build_fuzz_checks, judge_example
-from pytest_synthcxr.generators.phantom import PRESETS
-from pytest_synthcxr.paired import compare_decisions
-from pytest_synthcxr.prompts import parse_prompt
-from pytest_synthcxr.spec import AuditSpec, SpecError, load_spec
+from pytest_synthcxr.models.generators.phantom import PRESETS
+from pytest_synthcxr.stats.paired import compare_decisions
+from pytest_synthcxr.sampling.prompts import parse_prompt
+from pytest_synthcxr.spec.schema import AuditSpec, SpecError, load_spec
 
 ITEM = "fuzz[demographic-invariance-Atelectasis]"
 SPEC = """
@@ -59,7 +59,7 @@ def test_a_run_without_an_audit_imports_no_fuzzing_code(pytester):
         import sys
 
         def test_modules():
-            loaded = [m for m in ("hypothesis", "pytest_synthcxr.fuzz", "pytest_synthcxr.fuzz_item", "pytest_synthcxr.strategies") if m in sys.modules]
+            loaded = [m for m in ("hypothesis", "pytest_synthcxr.fuzz.sampler", "pytest_synthcxr.plugin.fuzz_item", "pytest_synthcxr.fuzz.strategies") if m in sys.modules]
             assert loaded == []
         """
     )
@@ -149,7 +149,7 @@ def test_a_pair_falsifies_only_a_large_and_supported_change():
 def test_each_property_draws_pairs_that_differ_in_what_it_names(prop, attributes):
     from hypothesis import given, settings
 
-    from pytest_synthcxr.fuzz import pair_strategy
+    from pytest_synthcxr.fuzz.sampler import pair_strategy
 
     check = FuzzCheck(name="x", samples=8, threshold=0.1, direction="max", prop=prop, finding="Effusion", attributes=attributes or ("sex", "race"))
     seen = set()
@@ -180,8 +180,8 @@ def test_each_property_draws_pairs_that_differ_in_what_it_names(prop, attributes
 
 
 def test_the_judge_tells_the_side_of_a_phantom_effusion_from_mirrored_hemithoraces(synthcxr_judge):
-    from pytest_synthcxr.fuzz import PairedSampler
-    from pytest_synthcxr.generators.phantom import PhantomGenerator
+    from pytest_synthcxr.fuzz.sampler import PairedSampler
+    from pytest_synthcxr.models.generators.phantom import PhantomGenerator
 
     sampler = PairedSampler(PhantomGenerator("phantom"), synthcxr_judge, 0)
     k = synthcxr_judge.outputs.index("Effusion")
@@ -193,8 +193,8 @@ def test_the_judge_tells_the_side_of_a_phantom_effusion_from_mirrored_hemithorac
 
 def test_a_generator_drawing_the_wrong_side_fails_laterality(synthcxr_judge):
     """Known answer: the phantom mirrored left-right puts every sided finding on the wrong side."""
-    from pytest_synthcxr.fuzz import PairedSampler, run_property
-    from pytest_synthcxr.generators.phantom import PhantomGenerator
+    from pytest_synthcxr.fuzz.sampler import PairedSampler, run_property
+    from pytest_synthcxr.models.generators.phantom import PhantomGenerator
 
     class Mirrored(PhantomGenerator):
         def generate(self, prompts, seeds):
@@ -253,7 +253,7 @@ def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom
     assert len(x["base"]) <= 40, "shrunk: no age, negation, side or severity words left"
     # the report: schema-valid JSON, and the HTML shows the pair with paired thumbnails
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_synthcxr.report import load_schema
+    from pytest_synthcxr.report.schema import load_schema
 
     jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)
     page = (pytester.path / "out" / "1.html").read_text()

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings, target
 
 from pytest_synthcxr import strategies as cxr
-from pytest_synthcxr.fuzz import PairedSampler
-from pytest_synthcxr.generators.phantom import PRESETS, PhantomGenerator
-from pytest_synthcxr.prompts import NORMAL_PROMPT, parse_prompt
+from pytest_synthcxr.fuzz.sampler import PairedSampler
+from pytest_synthcxr.models.generators.phantom import PRESETS, PhantomGenerator
+from pytest_synthcxr.sampling.prompts import NORMAL_PROMPT, parse_prompt
 
 DELTA = 0.2  # largest allowed change of the finding's rate (judge decisions, 16 paired seeds)
 SEEDS = 16

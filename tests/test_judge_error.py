@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from pytest_synthcxr import stats
-from pytest_synthcxr.cells import Cell, derive_seed
+from pytest_synthcxr.sampling.cells import Cell, derive_seed
 from pytest_synthcxr.checks import build_checks
-from pytest_synthcxr.checks.base import score_column
+from pytest_synthcxr.sampling.pool import score_column
 from pytest_synthcxr.checks.bias import BiasCheck
 from pytest_synthcxr.checks.hallucination import HallucinationCheck
-from pytest_synthcxr.sequential import run_check
-from pytest_synthcxr.spec import SpecError, load_spec
+from pytest_synthcxr.stats.sequential import run_check
+from pytest_synthcxr.spec.schema import SpecError, load_spec
 
 F, H = (("sex", "female"), ("race", "White")), (("sex", "female"), ("race", "Hispanic"))
 JUDGE = stats.JudgeAccuracy(tp=90, fn=10, tn=95, fp=5)
@@ -172,9 +172,9 @@ verdict = "corrected"
 def phantom_covid_accuracy(n: int = 60) -> stats.JudgeAccuracy:
     """The phantom judge's COVID-19 confusion counts on phantom-biased, from the generator's own
     truth, on seeds disjoint from the audit's (plain prompts of the audit's kinds)."""
-    from pytest_synthcxr.generators.phantom import PhantomGenerator
-    from pytest_synthcxr.judges.phantom import PhantomJudge
-    from pytest_synthcxr.prompts import build_prompt
+    from pytest_synthcxr.models.generators.phantom import PhantomGenerator
+    from pytest_synthcxr.models.judges.phantom import PhantomJudge
+    from pytest_synthcxr.sampling.prompts import build_prompt
 
     gen, judge = PhantomGenerator("phantom-biased"), PhantomJudge()
     images, truth = [], []
@@ -191,7 +191,7 @@ def phantom_covid_accuracy(n: int = 60) -> stats.JudgeAccuracy:
 def test_corrected_hallucination_rate_covers_the_planted_42_percent(pytester):
     """phantom-biased plants COVID-19 in 42% of images: the corrected rate's interval covers 0.42;
     a judge accuracy claimed wrongly (specificity 0.7) moves it away, so the test can fail."""
-    from pytest_synthcxr.generators.phantom import PRESETS
+    from pytest_synthcxr.models.generators.phantom import PRESETS
 
     planted = PRESETS["phantom-biased"].hallucination["COVID-19"]
     judge = phantom_covid_accuracy()
@@ -209,7 +209,7 @@ def test_corrected_hallucination_rate_covers_the_planted_42_percent(pytester):
     # the report: schema-valid JSON, the corrected rate and the plan's size beside the raw rate and budget
     assert item["planned_per_cell"] == 58  # proportion_samples(0.05, 0.05) = 232 over 4 cells (Effusion and normal x 2 subgroups)
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_synthcxr.report import load_schema
+    from pytest_synthcxr.report.schema import load_schema
 
     jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)
     html = (pytester.path / "out.html").read_text()

@@ -88,7 +88,7 @@ def test_a_finding_the_reference_does_not_label_stops_with_one_line(pytester) ->
 
 
 def test_counts_and_reference_together_are_refused(tmp_path) -> None:
-    from pytest_synthcxr.spec import SpecError, load_spec
+    from pytest_synthcxr.spec.schema import SpecError, load_spec
 
     path = tmp_path / "synthcxr.toml"
     path.write_text("[judge_error.Effusion]\nreference = true\ntp = 5\nfn = 1\ntn = 9\nfp = 0\n")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pytest_synthcxr import stats
-from pytest_synthcxr.cells import derive_seed
-from pytest_synthcxr.generators.phantom import PRESETS, PhantomGenerator
-from pytest_synthcxr.judges.phantom import PhantomJudge
-from pytest_synthcxr.prompts import build_prompt
+from pytest_synthcxr.sampling.cells import derive_seed
+from pytest_synthcxr.models.generators.phantom import PRESETS, PhantomGenerator
+from pytest_synthcxr.models.judges.phantom import PhantomJudge
+from pytest_synthcxr.sampling.prompts import build_prompt
 
 SPECS = Path(__file__).parent.parent / "fixtures" / "specs"
 KNOWN = (SPECS / "known-answer.toml").read_text()

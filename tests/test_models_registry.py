@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from models_support import make_state_dict_probe, make_torchscript_probe, small_spec
 
-from pytest_synthcxr import registry
-from pytest_synthcxr.judges.base import JudgeError, op_norm
-from pytest_synthcxr.judges.ensemble import JudgePanel, panel_outputs
-from pytest_synthcxr.judges.torchscript import ProbeJudge
-from pytest_synthcxr.models import ModelError
-from pytest_synthcxr.spec import SpecError, load_spec
+from pytest_synthcxr.models import registry
+from pytest_synthcxr.models.judges.base import JudgeError, op_norm
+from pytest_synthcxr.models.judges.ensemble import JudgePanel, panel_outputs
+from pytest_synthcxr.models.judges.torchscript import ProbeJudge
+from pytest_synthcxr.models.aliases import ModelError
+from pytest_synthcxr.spec.schema import SpecError, load_spec
 
 
 def _loaded(tmp_path, text):
@@ -70,7 +70,7 @@ def test_entry_points_add_generators_and_judges(tmp_path, monkeypatch):
 
     def factory(name, options, *, device, allow_pickle):
         made["generator"] = (name, options, device, allow_pickle)
-        from pytest_synthcxr.generators.phantom import PhantomGenerator
+        from pytest_synthcxr.models.generators.phantom import PhantomGenerator
 
         return PhantomGenerator("phantom")
 

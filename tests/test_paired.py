@@ -5,14 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_synthcxr.paired import (
-    PairedTable,
-    compare_decisions,
-    mcnemar_test,
-    newcombe_paired,
-    paired_mean_difference,
-    paired_table,
-)
+from pytest_synthcxr.stats.paired import PairedTable, compare_decisions, mcnemar_test, newcombe_paired, paired_mean_difference, paired_table
 
 Z = 1.959963984540054  # normal 0.975 quantile
 

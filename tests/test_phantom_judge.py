@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from pytest_synthcxr.judges.base import Judge, JudgeError
-from pytest_synthcxr.judges.phantom import CHUNK, PhantomJudge, default_weights, op_norm
+from pytest_synthcxr.models.judges.base import Judge, JudgeError
+from pytest_synthcxr.models.judges.phantom import CHUNK, PhantomJudge, default_weights, op_norm
 from pytest_synthcxr.phantom import NAMES, random_scene, render
-from pytest_synthcxr.vocabulary import FINDINGS, PROBES
+from pytest_synthcxr.spec.vocabulary import FINDINGS, PROBES
 
 HELD_OUT_SEED = 20240917
 N_HELD_OUT = 400
@@ -88,7 +88,7 @@ def test_weights_file_is_small_safetensors_with_metadata():
 def test_importing_the_judge_does_not_import_torch():
     code = (
         "import sys\n"
-        "import pytest_synthcxr.judges.phantom as m\n"
+        "import pytest_synthcxr.models.judges.phantom as m\n"
         "m.PhantomJudge()\n"  # constructing it reads metadata only
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

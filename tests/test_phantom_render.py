@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pytest_synthcxr.phantom import NAMES, Scene, random_scene, render
-from pytest_synthcxr.vocabulary import FINDINGS, PROBES
+from pytest_synthcxr.spec.vocabulary import FINDINGS, PROBES
 
 SIZE = 224
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from pytest_synthcxr.checks import build_checks
-from pytest_synthcxr.plan import format_plan, plan
-from pytest_synthcxr.spec import load_spec
+from pytest_synthcxr.sampling.plan import format_plan, plan
+from pytest_synthcxr.spec.schema import load_spec
 
 SMALL = Path(__file__).parent.parent / "fixtures" / "specs" / "small.toml"
 

@@ -134,7 +134,7 @@ def test_an_unrelated_pytest_run_imports_nothing_heavy(pytester):
         "import sys\n"
         "def pytest_sessionfinish(session):\n"
         "    heavy = [m for m in ('torch', 'diffusers', 'torchxrayvision', 'pandas', 'jinja2', 'scipy', 'statsmodels', 'pydantic',"
-        " 'pytest_synthcxr.spec', 'pytest_synthcxr.session') if m in sys.modules]\n"
+        " 'pytest_synthcxr.spec.schema', 'pytest_synthcxr.plugin.session') if m in sys.modules]\n"
         "    print('HEAVY', heavy)\n"
     )
     pytester.makepyfile("def test_one():\n    assert True\n")

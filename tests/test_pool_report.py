@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from pytest_synthcxr.cells import Cell
-from pytest_synthcxr.pool import SamplePool
+from pytest_synthcxr.sampling.cells import Cell
+from pytest_synthcxr.sampling.pool import SamplePool
 
 
 class NoiseGenerator:

@@ -2,9 +2,9 @@ import itertools
 
 import pytest
 
-from pytest_synthcxr.cells import Cell, derive_seed, subgroup_label
-from pytest_synthcxr.prompts import build_prompt, parse_prompt
-from pytest_synthcxr.vocabulary import FINDINGS, LATERAL_FINDINGS, PROBES, RACES, SEXES
+from pytest_synthcxr.sampling.cells import Cell, derive_seed, subgroup_label
+from pytest_synthcxr.sampling.prompts import build_prompt, parse_prompt
+from pytest_synthcxr.spec.vocabulary import FINDINGS, LATERAL_FINDINGS, PROBES, RACES, SEXES
 
 
 @pytest.mark.parametrize("finding", FINDINGS + PROBES)

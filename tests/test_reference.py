@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_synthcxr.reference import ReferenceError, label_column, load_reference, read_image
-from pytest_synthcxr.vocabulary import FINDINGS
+from pytest_synthcxr.reference.readers import ReferenceError, label_column, load_reference, read_image
+from pytest_synthcxr.spec.vocabulary import FINDINGS
 
 
 def _png(path: Path, value: int = 128, size: tuple[int, int] = (40, 30), mode: str = "L") -> Path:

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pytest_synthcxr.comparison import Comparison
-from pytest_synthcxr.generators.phantom import PhantomGenerator
-from pytest_synthcxr.judges.phantom import PhantomJudge
-from pytest_synthcxr.pool import SamplePool
-from pytest_synthcxr.reference import load_reference
+from pytest_synthcxr.reference.comparison import Comparison
+from pytest_synthcxr.models.generators.phantom import PhantomGenerator
+from pytest_synthcxr.models.judges.phantom import PhantomJudge
+from pytest_synthcxr.sampling.pool import SamplePool
+from pytest_synthcxr.reference.readers import load_reference
 
 
 class CountingJudge(PhantomJudge):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_synthcxr.cells import Cell, derive_seed
+from pytest_synthcxr.sampling.cells import Cell, derive_seed
 from pytest_synthcxr.checks.demographic import DemographicCheck
-from pytest_synthcxr.generators.phantom import PhantomGenerator
-from pytest_synthcxr.pool import SamplePool
-from pytest_synthcxr.prompts import build_prompt, parse_prompt
-from pytest_synthcxr.spec import AuditSpec
+from pytest_synthcxr.models.generators.phantom import PhantomGenerator
+from pytest_synthcxr.sampling.pool import SamplePool
+from pytest_synthcxr.sampling.prompts import build_prompt, parse_prompt
+from pytest_synthcxr.spec.schema import AuditSpec
 from pytest_synthcxr.checks import build_checks
 
 GRID = [(("sex", s), ("race", r)) for s in ("female", "male") for r in ("White", "Hispanic")]
@@ -87,7 +87,7 @@ def test_race_subgroups_without_a_class_are_left_out_and_named() -> None:
 
 
 def test_a_judge_without_attribute_outputs_says_what_to_add() -> None:
-    from pytest_synthcxr.judges.phantom import PhantomJudge
+    from pytest_synthcxr.models.judges.phantom import PhantomJudge
 
     pool = SamplePool(PhantomGenerator("phantom"), PhantomJudge(), 0)
     check = DemographicCheck(name="sex", samples=2, threshold=0.9, direction="min", attribute="sex", population=CELLS[:1])

@@ -18,7 +18,7 @@ def test_audit_with_a_phantom_reference(pytester, model):
         result.assert_outcomes(passed=6)
     data = json.loads((pytester.path / "out.json").read_text())
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_synthcxr import report
+    from pytest_synthcxr.report import writers as report
 
     jsonschema.Draft202012Validator(report.load_schema()).validate(data)
     families = {item["family"] for item in data["items"]}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_synthcxr.reference import phantom_reference
+from pytest_synthcxr.reference.readers import phantom_reference
 
 SPEC = """
 seed = 0

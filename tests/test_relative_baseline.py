@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from pytest_synthcxr.spec import SpecError, load_spec
+from pytest_synthcxr.spec.schema import SpecError, load_spec
 
 ITEM = "bias[tpr-gap-Atelectasis-sex*race-named]"
 SPEC = """

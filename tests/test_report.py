@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pytest_synthcxr import report
-from pytest_synthcxr.cells import Cell
-from pytest_synthcxr.pool import SamplePool
-from pytest_synthcxr.prompts import parse_prompt
+from pytest_synthcxr.report import writers as report
+from pytest_synthcxr.sampling.cells import Cell
+from pytest_synthcxr.sampling.pool import SamplePool
+from pytest_synthcxr.sampling.prompts import parse_prompt
 from pytest_synthcxr.report import baseline as compare
-from pytest_synthcxr.session import AuditSession, RunOptions
-from pytest_synthcxr.spec import AuditSpec, LoadedSpec
-from pytest_synthcxr.stats import binary_entropy, newcombe, wilson
+from pytest_synthcxr.plugin.session import AuditSession, RunOptions
+from pytest_synthcxr.spec.schema import AuditSpec, LoadedSpec
+from pytest_synthcxr.stats.intervals import binary_entropy, newcombe, wilson
 
 OUTPUTS = ("Effusion", "Cardiomegaly", "COVID-19")
 EVIL = """<script>alert("x")</script> <img data-evil src=x onerror="alert('y')"> 'single' & "double\""""

@@ -58,7 +58,7 @@ def test_a_run_writes_junit_properties_json_html_and_compares_with_a_baseline(py
         assert int(props["n"]) == item["n"] and props["verdict"] == item["verdict"]
 
     jsonschema = pytest.importorskip("jsonschema")
-    from pytest_synthcxr.report import load_schema
+    from pytest_synthcxr.report.schema import load_schema
 
     jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)
 

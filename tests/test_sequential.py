@@ -8,8 +8,8 @@ import pytest
 
 from pytest_synthcxr import stats
 from pytest_synthcxr.checks.base import ANYTIME_GROWTH, Result
-from pytest_synthcxr.sequential import adjust, more_samples_note, rounds, schedule
-from pytest_synthcxr.stats import Estimate
+from pytest_synthcxr.stats.sequential import adjust, more_samples_note, rounds, schedule
+from pytest_synthcxr.stats.intervals import Estimate
 
 RUNS = 1000
 
@@ -24,7 +24,7 @@ def test_rounds_double_up_to_the_budget():
 
 
 def test_each_check_has_its_schedule():
-    from pytest_synthcxr.cells import Cell
+    from pytest_synthcxr.sampling.cells import Cell
     from pytest_synthcxr.checks.hallucination import HallucinationCheck
     from pytest_synthcxr.checks.uncertainty import UncertaintyCheck
     from pytest_synthcxr.checks.validity import ValidityCheck

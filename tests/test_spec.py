@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pytest_synthcxr.checks import build_checks
-from pytest_synthcxr.spec import SpecError, find_spec_file, load_spec
+from pytest_synthcxr.spec.schema import SpecError, find_spec_file, load_spec
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "specs"
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from pytest_synthcxr import stats
-from pytest_synthcxr.stats import Estimate
+from pytest_synthcxr.stats.intervals import Estimate
 
 
 def test_wilson_hand_computed():

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_synthcxr import strategies as cxr
-from pytest_synthcxr.prompts import parse_prompt
-from pytest_synthcxr.vocabulary import LATERAL_FINDINGS
+from pytest_synthcxr.sampling.prompts import parse_prompt
+from pytest_synthcxr.spec.vocabulary import LATERAL_FINDINGS
 
 FAST = settings(max_examples=150, deadline=None)
 

@@ -15,11 +15,11 @@ import skimage.transform  # noqa: E402, F401  (C extension: loaded before any py
 
 from models_support import make_torchscript_probe, one_group_spec, small_spec  # noqa: E402
 
-from pytest_synthcxr import registry  # noqa: E402
-from pytest_synthcxr.judges import xrv as xj  # noqa: E402
-from pytest_synthcxr.judges.base import JudgeError  # noqa: E402
-from pytest_synthcxr.models import ModelError  # noqa: E402
-from pytest_synthcxr.spec import load_spec  # noqa: E402
+from pytest_synthcxr.models import registry  # noqa: E402
+from pytest_synthcxr.models.judges import xrv as xj  # noqa: E402
+from pytest_synthcxr.models.judges.base import JudgeError  # noqa: E402
+from pytest_synthcxr.models.aliases import ModelError  # noqa: E402
+from pytest_synthcxr.spec.schema import load_spec  # noqa: E402
 
 XRV = xj.import_xrv()
 
@@ -56,7 +56,7 @@ def test_importing_torchxrayvision_leaves_warnings_and_sys_path_alone():
     code = (
         "import sys, warnings\n"
         "before = (list(warnings.filters), list(sys.path))\n"
-        "from pytest_synthcxr.judges.xrv import import_xrv\n"
+        "from pytest_synthcxr.models.judges.xrv import import_xrv\n"
         "import_xrv()\n"
         "blanket = ('ignore', None, Warning, None, 0)\n"
         "assert list(sys.path) == before[1] and blanket not in warnings.filters, warnings.filters\n"

@@ -1,10 +1,13 @@
-"""Checks: pure functions of the score table (no I/O, no torch), and their expansion from the spec."""
+"""Stage 4, checks: pure functions of the score table (no I/O, no torch), one module per family,
+and their expansion from the spec.
+
+May import: spec, stats, sampling."""
 
 from __future__ import annotations
 
-from ..cells import Cell
-from ..spec import AuditSpec
-from ..stats import JudgeAccuracy
+from ..sampling.cells import Cell
+from ..spec.schema import AuditSpec
+from ..stats.judge_error import JudgeAccuracy
 from .base import Check, GroupRate, Result, grid
 from .bias import BiasCheck
 from .hallucination import HallucinationCheck

@@ -9,8 +9,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..cells import Cell, subgroup_label
-from ..stats import Direction, Estimate, IntervalKind, JudgeAccuracy, Outcome, verdict, wilson
+from ..sampling.cells import Cell, subgroup_label
+from ..sampling.pool import score_column
+from ..stats.intervals import Direction, Estimate, IntervalKind, Outcome, verdict, wilson
+from ..stats.judge_error import JudgeAccuracy
 
 #: Judge calls are "positive" above the calibrated operating point, which judges map to 0.5.
 OPERATING_POINT = 0.5
@@ -22,11 +24,6 @@ ANYTIME_GROWTH = 1.5
 SPLIT_GROWTH = 2.0
 
 SMALL_DENOMINATOR = "only {n} {what} behind the estimate (min_denominator {min}): too few to pass"
-
-
-def score_column(output: str) -> str:
-    """Column of the score table holding the judge's probability for an output."""
-    return f"p:{output}"
 
 
 @dataclass(frozen=True)

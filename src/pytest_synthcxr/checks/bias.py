@@ -6,8 +6,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from ..cells import Cell
-from ..stats import IntervalKind, corrected_difference, difference_samples, gap, largest_difference, ratio
+from ..sampling.cells import Cell
+from ..stats.intervals import IntervalKind, gap, largest_difference, ratio
+from ..stats.judge_error import corrected_difference
+from ..stats.power import difference_samples
 from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
 
 Metric = Literal["tpr", "sr"]

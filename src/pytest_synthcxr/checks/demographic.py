@@ -20,9 +20,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..cells import Cell, subgroup_label
-from ..stats import IntervalKind, proportion, proportion_samples
-from .base import ANYTIME_GROWTH, Check, Measured, group_rate, rows, score_column
+from ..sampling.cells import Cell, subgroup_label
+from ..stats.intervals import IntervalKind, proportion
+from ..stats.power import proportion_samples
+from .base import ANYTIME_GROWTH, Check, Measured, group_rate, rows
+from ..sampling.pool import score_column
 
 ERR_NO_CLASSES = (
     "{check}: the judge has no {attribute} outputs ({prefix}*); add an attribute judge to the panel "
@@ -148,7 +150,7 @@ def attribute_audit(reference: Any, attribute: str, alpha: float, tolerance: flo
     Wilson interval, over the images with a recorded value it has a class for; for age also the
     mean absolute and signed error. None when the judge does not score the attribute or no
     reference image records it."""
-    from ..stats import wilson
+    from ..stats.intervals import wilson
 
     if attribute not in reference.columns:
         return None

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..cells import Cell, subgroup_label
-from ..stats import Estimate, IntervalKind, mean_bounded, proportion
+from ..sampling.cells import Cell, subgroup_label
+from ..stats.intervals import Estimate, IntervalKind, mean_bounded, proportion
 from .base import Check, GroupRate, Measured
 
 Scope = Literal["overall", "finding", "subgroup"]

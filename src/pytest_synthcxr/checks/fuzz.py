@@ -1,7 +1,7 @@
 """Fuzz items: ``[[tool.synthcxr.fuzz]]`` sections expanded into one check per (property, finding),
 and the rule that decides whether one paired example falsifies its property.
 
-No hypothesis, no I/O here (the search runs in :mod:`pytest_synthcxr.fuzz`): this module only
+No hypothesis, no I/O here (the search runs in :mod:`pytest_synthcxr.fuzz.sampler`): this module only
 says what an item tests and how one example's paired numbers are judged.
 
 An example is a counterfactual prompt pair generated on the same ``samples`` seeds. It falsifies
@@ -13,7 +13,7 @@ paraphrase invariance) compare |A - B| with delta; negation and laterality are o
 prompt saying "no X" must not draw X more often than the same prompt without that clause, and
 the prompt asking for X on one side must not show X on the *other* hemithorax more often than
 the same prompt without X (the judge sees each hemithorax mirrored into a whole chest, see
-:func:`pytest_synthcxr.fuzz.hemithoraces`).
+:func:`pytest_synthcxr.fuzz.sampler.hemithoraces`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..paired import PairedComparison
-from ..stats import Estimate
-from ..vocabulary import LATERAL_FINDINGS
+from ..stats.paired import PairedComparison
+from ..stats.intervals import Estimate
+from ..spec.vocabulary import LATERAL_FINDINGS
 from .base import Check, Result
 
 Property = Literal["demographic-invariance", "negation", "paraphrase-invariance", "laterality"]

@@ -7,8 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..cells import Cell
-from ..stats import IntervalKind, corrected_proportion, flagged_center, proportion, proportion_samples
+from ..sampling.cells import Cell
+from ..stats.intervals import IntervalKind, proportion
+from ..stats.judge_error import corrected_proportion, flagged_center
+from ..stats.power import proportion_samples
 from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
 
 

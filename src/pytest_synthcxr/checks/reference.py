@@ -25,9 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..cells import Cell, subgroup_label
-from ..stats import Estimate, IntervalKind, binary_entropy, difference, gap, wilson
-from .base import OPERATING_POINT, Check, Measured, group_rate, rows, score_column
+from ..sampling.cells import Cell, subgroup_label
+from ..stats.intervals import Estimate, IntervalKind, binary_entropy, difference, gap, wilson
+from .base import OPERATING_POINT, Check, Measured, group_rate, rows
+from ..sampling.pool import score_column
 
 Metric = Literal["uncertainty", "hallucination", "tpr-drop", "tpr-gap"]
 

@@ -6,9 +6,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..cells import Cell
-from ..stats import IntervalKind, binary_entropy, mean_bounded, mean_samples
-from .base import Check, Measured, rows, score_column
+from ..sampling.cells import Cell
+from ..stats.intervals import IntervalKind, binary_entropy, mean_bounded
+from ..stats.power import mean_samples
+from .base import Check, Measured, rows
+from ..sampling.pool import score_column
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..cells import Cell
-from ..stats import IntervalKind, auroc, corrected_proportion, flagged_center, proportion, proportion_samples
-from .base import ANYTIME_GROWTH, OPERATING_POINT, SPLIT_GROWTH, Check, Measured, rows, score_column
+from ..sampling.cells import Cell
+from ..stats.intervals import IntervalKind, auroc, proportion
+from ..stats.judge_error import corrected_proportion, flagged_center
+from ..stats.power import proportion_samples
+from .base import ANYTIME_GROWTH, OPERATING_POINT, SPLIT_GROWTH, Check, Measured, rows
+from ..sampling.pool import score_column
 
 
 @dataclass(frozen=True)

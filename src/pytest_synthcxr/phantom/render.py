@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..vocabulary import FINDINGS, LATERAL_FINDINGS, LATERALITIES, PROBES, SEXES
+from ..spec.vocabulary import FINDINGS, LATERAL_FINDINGS, LATERALITIES, PROBES, SEXES
 
 __all__ = ["NAMES", "RENDERER_VERSION", "Scene", "random_scene", "render", "resolve_laterality"]
 

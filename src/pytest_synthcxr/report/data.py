@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..cells import subgroup_label
-from ..checks.base import OPERATING_POINT, score_column
-from ..stats import binary_entropy, wilson
+from ..sampling.cells import subgroup_label
+from ..checks.base import OPERATING_POINT
+from ..sampling.pool import score_column
+from ..stats.intervals import binary_entropy, wilson
 from .schema import SCHEMA_VERSION, anchor
+from .tables import ENTROPY_BINS, without_aged_cells
 
-#: entropy histogram: ENTROPY_BINS equal bins over [0, 1] bit
-ENTROPY_BINS = 20
 #: images per probe in the hallucination gallery (the most confidently flagged)
 HALLUCINATION_GALLERY = 8
 #: invalid samples listed one by one (all are counted)
@@ -139,16 +139,10 @@ def _bias_facts(check: Any) -> dict[str, Any]:
     }
 
 
-def without_aged_cells(table: Any) -> Any:
-    """The rows of sex x race cells: prompts naming an age (demographic-fidelity cells) are other
-    populations, left out of the heatmap and the synthetic-vs-reference section alike."""
-    return table[table["age"] == ""] if "age" in table else table
-
-
 def _generator_identity(pool: Any) -> dict[str, Any]:
     """Fingerprint and settings (None for both when the generator could not be built or loaded:
     the report of a stopped run still gets written)."""
-    from ..generators.diffusers import GeneratorError
+    from ..models.generators.diffusers import GeneratorError
 
     if pool is None:
         return {"fingerprint": None, "settings": None}

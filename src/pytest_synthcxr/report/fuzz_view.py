@@ -12,8 +12,8 @@ PAIRED_THUMBNAILS = 3
 
 def fuzz_pairs(items: list[dict[str, Any]], pool: Any, base_seed: int, image_uri: Any, shown: int = PAIRED_THUMBNAILS) -> dict[str, dict[str, Any]]:
     """Per fuzz item id: its example's prompts and `shown` pairs of embedded images (or an error)."""
-    from ..fuzz import FUZZ_KEY
-    from ..cells import derive_seed
+    from ..fuzz.sampler import FUZZ_KEY
+    from ..sampling.cells import derive_seed
 
     out: dict[str, dict[str, Any]] = {}
     for item in items:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cells import subgroup_label
+from ..sampling.cells import subgroup_label
 
 #: bytes of embedded images in the per-cell galleries (keeps a large audit's report small)
 GALLERY_BUDGET = 6_000_000
@@ -100,9 +100,31 @@ def _fuzz_pairs(*args: Any) -> dict[str, dict[str, Any]]:
 
 
 def reference_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
-    from .reference import view
+    """Images of the closest pairs (synthetic regenerated from its seed, reference as read)."""
+    section_data = data.get("reference")
+    if not section_data:
+        return {"pairs": [], "entropy": []}
+    from ..sampling.cells import Cell
 
-    return view(data, audit)
+    entropy = [histogram({**e, "finding": f"{e['finding']} (reference label)"}) for e in section_data["entropy"]]
+    if not section_data["closest"]:
+        return {"pairs": [], "entropy": entropy}
+
+    pool, comparison = audit._pool, audit.comparison
+    cells = {c.key: c for c in pool.cells()}
+    reference_images = comparison.reference_images()
+    pairs = []
+    for pair in section_data["closest"]:
+        cell: Cell | None = cells.get(pair["cell"])
+        synthetic = pool.generator.generate([cell.prompt], [pair["seed"]])[0] if cell is not None else None
+        pairs.append(
+            {
+                **pair,
+                "synthetic_src": image_uri(synthetic) if synthetic is not None else None,
+                "reference_src": image_uri(reference_images[pair["reference_index"]]),
+            }
+        )
+    return {"pairs": pairs, "entropy": entropy}
 
 
 # ---------------------------------------------------------------- numbers and colors

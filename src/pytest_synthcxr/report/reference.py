@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..checks.base import OPERATING_POINT, score_column
-from ..stats import binary_entropy, wilson
-from .data import without_aged_cells
+from ..checks.base import OPERATING_POINT
+from ..sampling.pool import score_column
+from ..stats.intervals import binary_entropy, wilson
+from .tables import without_aged_cells
 
 #: closest synthetic-reference pairs listed (and shown side by side)
 CLOSEST_PAIRS = 6
@@ -100,7 +101,7 @@ def _beside(table: Any, scores: Any, spec: Any, alpha: float) -> list[dict[str, 
 def _entropy(scores: Any, spec: Any) -> list[dict[str, Any]]:
     """Per finding: the histogram of the judge's entropy on the reference images, binned like the
     uncertainty section's (images labelled with the finding stacked under the others)."""
-    from .data import ENTROPY_BINS
+    from .tables import ENTROPY_BINS
 
     edges = np.linspace(0.0, 1.0, ENTROPY_BINS + 1)
     out = []
@@ -198,32 +199,3 @@ def _closest(audit: Any, comparison: Any) -> list[dict[str, Any]]:
         }
         for k in order
     ]
-
-
-def view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
-    """Images of the closest pairs (synthetic regenerated from its seed, reference as read)."""
-    section_data = data.get("reference")
-    if not section_data:
-        return {"pairs": [], "entropy": []}
-    from ..cells import Cell
-    from .html import histogram, image_uri
-
-    entropy = [histogram({**e, "finding": f"{e['finding']} (reference label)"}) for e in section_data["entropy"]]
-    if not section_data["closest"]:
-        return {"pairs": [], "entropy": entropy}
-
-    pool, comparison = audit._pool, audit.comparison
-    cells = {c.key: c for c in pool.cells()}
-    reference_images = comparison.reference_images()
-    pairs = []
-    for pair in section_data["closest"]:
-        cell: Cell | None = cells.get(pair["cell"])
-        synthetic = pool.generator.generate([cell.prompt], [pair["seed"]])[0] if cell is not None else None
-        pairs.append(
-            {
-                **pair,
-                "synthetic_src": image_uri(synthetic) if synthetic is not None else None,
-                "reference_src": image_uri(reference_images[pair["reference_index"]]),
-            }
-        )
-    return {"pairs": pairs, "entropy": entropy}

@@ -1,0 +1,1 @@
+"""Generators: prompts and per-image seeds in, grayscale images out (one protocol, in base)."""

@@ -1,0 +1,172 @@
+"""The phantom generator: renders what a prompt asks for, with planted, known faults.
+
+Faults (per preset):
+- omission: probability of leaving out a requested finding, per subgroup when the prompt names
+  sex and race (bias, and the prompt-demographics effect), and a default for plain prompts;
+- hallucination: probability of adding an unrequested finding or probe (e.g. COVID-19);
+- ghosts: faint, ambiguous versions of unrequested findings that make the judge uncertain;
+- age_ignored: probability of drawing a random age when the prompt names one.
+Every random draw comes from the image's seed, in a fixed order, so two prompts that differ in
+one word share the same draws (what counterfactual pairs need).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...phantom.render import Scene, render
+from ...sampling.prompts import ParsedPrompt, parse_prompt
+from ...spec.vocabulary import FINDINGS, PROBES, SEXES
+
+_ALL = FINDINGS + PROBES
+
+
+@dataclass(frozen=True)
+class PhantomFaults:
+    omission: float = 0.0
+    #: omission when the prompt names this (sex, race); falls back to omission_named_default
+    omission_named: Mapping[str, float] = field(default_factory=dict)  # "female/Hispanic" -> p
+    omission_named_default: float | None = None
+    hallucination: Mapping[str, float] = field(default_factory=dict)
+    #: probability, when the prompt names an age, of drawing a random age (25 to 85) instead
+    age_ignored: float = 0.0
+    severity: tuple[float, float] = (0.8, 1.2)
+    noise: tuple[float, float] = (0.015, 0.025)
+    #: probability, per finding the prompt did not ask for, of a faint ambiguous version of it
+    #: (drawn at ghost_severity, where the judge is unsure): the planted uncertainty fault
+    ghost: float = 0.0
+    ghost_severity: tuple[float, float] = (0.15, 0.25)
+    #: per finding, the severities where the shipped phantom judge is least sure (measured
+    #: entropy peaks, noise 0.02); re-measure after retraining the judge
+    ghost_severity_of: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: {
+            "Atelectasis": (0.08, 0.2),
+            "Cardiomegaly": (0.12, 0.28),
+            "Consolidation": (0.18, 0.27),
+            "Edema": (0.12, 0.23),
+            "Effusion": (0.18, 0.24),
+            "Pneumothorax": (0.13, 0.21),
+        }
+    )
+
+    def omission_for(self, parsed: ParsedPrompt) -> float:
+        if not parsed.names_demographics:
+            return self.omission
+        key = f"{parsed.sex}/{parsed.race}"
+        if key in self.omission_named:
+            return self.omission_named[key]
+        return self.omission if self.omission_named_default is None else self.omission_named_default
+
+
+PRESETS: dict[str, PhantomFaults] = {
+    "phantom": PhantomFaults(),
+    # Mirrors the published RoentGen audit (arXiv 2312.06979): with sex and race in the prompt,
+    # TPR about 0.44 for Hispanic women vs 0.64 for White women (0.56 Asian women); about 42% of
+    # images flagged as COVID-19; fainter findings in noisier images (more judge uncertainty).
+    "phantom-biased": PhantomFaults(
+        omission=0.02,
+        omission_named={
+            "female/White": 0.36,
+            "female/Black": 0.38,
+            "female/Asian": 0.44,
+            "female/Hispanic": 0.56,
+            "male/White": 0.26,
+            "male/Black": 0.30,
+            "male/Asian": 0.30,
+            "male/Hispanic": 0.32,
+        },
+        hallucination={"COVID-19": 0.42},
+        age_ignored=0.3,  # not from the published audit: a demographic-fidelity fault to find
+        severity=(0.6, 1.1),
+        noise=(0.03, 0.05),
+        ghost=0.3,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What the phantom actually rendered for one prompt and seed (the known truth)."""
+
+    findings: Mapping[str, str | None]
+    omitted: frozenset[str]
+    added: frozenset[str]
+    ghosts: frozenset[str]
+    sex: str
+    age: int
+
+
+class PhantomGenerator:
+    """Procedural CXR generator; `preset` picks the planted faults."""
+
+    #: drawing a phantom (about 2 ms) is cheaper than reading its image back: the cache keeps scores only
+    cache_images = False
+
+    def __init__(self, preset: str = "phantom", faults: PhantomFaults | None = None, size: int = 224) -> None:
+        if faults is None and preset not in PRESETS:
+            raise KeyError(preset)
+        self.name = preset
+        self.faults = faults if faults is not None else PRESETS[preset]
+        self.size = size
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"preset": self.name, "size": self.size, "faults": json.loads(json.dumps(asdict(self.faults)))}
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps({"renderer": "phantom-v1", **self.settings}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def plan(self, prompt: str, seed: int) -> tuple[Scene, Drawn, np.random.Generator]:
+        """Decide (without rendering) what this prompt and seed produce."""
+        parsed = parse_prompt(prompt)
+        rng = np.random.default_rng(seed)
+        # fixed number of draws in a fixed order, whatever the prompt says
+        u_omit, u_add, u_ghost = rng.random(len(_ALL)), rng.random(len(_ALL)), rng.random(len(_ALL))
+        u_faint = rng.random(len(_ALL))
+        u_sex, age = rng.random(), int(rng.integers(25, 86))
+        severity = float(rng.uniform(*self.faults.severity))
+        noise = float(rng.uniform(*self.faults.noise))
+        u_age = rng.random()  # drawn last: images of prompts without an age stay what they were
+        p_omit = self.faults.omission_for(parsed)
+        findings: dict[str, str | None] = {}
+        severities: dict[str, float] = {}
+        omitted, added, ghosts = set(), set(), set()
+        for j, name in enumerate(_ALL):
+            if name in parsed.findings:
+                if u_omit[j] < p_omit:
+                    omitted.add(name)
+                else:
+                    findings[name] = parsed.findings[name]
+                    severities[name] = severity * parsed.severity.get(name, 1.0)
+            elif name in parsed.negated:
+                continue
+            elif u_add[j] < self.faults.hallucination.get(name, 0.0):
+                added.add(name)
+                findings[name], severities[name] = None, severity
+            elif name in FINDINGS and u_ghost[j] < self.faults.ghost:  # probes stay clean: their rate is the hallucination
+                ghosts.add(name)
+                low, high = self.faults.ghost_severity_of.get(name, self.faults.ghost_severity)
+                findings[name], severities[name] = None, float(low + (high - low) * u_faint[j])
+        sex = parsed.sex or SEXES[int(u_sex < 0.5)]
+        age = parsed.age if parsed.age is not None and u_age >= self.faults.age_ignored else age
+        scene = Scene(findings=findings, sex=sex, age=age, severity=severities, noise=noise)
+        drawn = Drawn({k: v for k, v in findings.items() if k not in ghosts}, frozenset(omitted), frozenset(added), frozenset(ghosts), sex, age)
+        return scene, drawn, np.random.default_rng([seed, 1])
+
+    def draw(self, prompt: str, seed: int) -> tuple[np.ndarray, Drawn]:
+        scene, drawn, rng = self.plan(prompt, seed)
+        return render(scene, rng, self.size), drawn
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+        out = np.empty((len(prompts), self.size, self.size), dtype=np.float32)
+        for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            out[i] = self.draw(prompt, int(seed))[0]
+        return out

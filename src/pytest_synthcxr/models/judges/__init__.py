@@ -1,0 +1,1 @@
+"""Judges: images in, one probability per output (findings, probes, attributes) out."""

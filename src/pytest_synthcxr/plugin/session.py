@@ -1,0 +1,285 @@
+"""The audit session: owns one run's state (spec, checks, pool, results) across pytest hooks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..checks import Check, Result, build_checks
+from ..spec.schema import LoadedSpec
+
+
+@dataclass
+class RunOptions:
+    model: str
+    seed: int
+    device: str = "auto"
+    report: Path | None = None
+    json: Path | None = None
+    csv: Path | None = None
+    allow_pickle: bool = False
+    baseline: Path | None = None  # a previous run's JSON report to compare with
+    cache_dir: Path | None = None  # the sample cache; None: no cache
+    reference: Any = None  # a reference.ReferenceSet (manifest read, pixels not yet), or None
+    #: only generate and judge samples (pytest_synthcxr.fill): no verdicts, so bounds relative to
+    #: a baseline and judge errors measured on a reference need neither
+    fill_only: bool = False
+
+
+def _judged_output(check: Check) -> str:
+    """The judge output a single-output check reads (its finding, or its probe)."""
+    return getattr(check, "finding", None) or getattr(check, "probe", "")
+
+
+@dataclass
+class AuditSession:
+    loaded: LoadedSpec
+    options: RunOptions
+    log: Any = None  # callable(str) writing a line to the terminal, or None
+    checks: list[Check] = field(init=False)
+    results: dict[str, Result] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    #: the checks whose items survived -k/-m selection (set after collection)
+    selected: list[Check] = field(default_factory=list)
+    raised: dict[str, BaseException] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    _pool: Any = None
+    _generator: Any = None
+    _judge: Any = None
+    _comparison: Any = None
+    _cache: Any = None
+
+    def __post_init__(self) -> None:
+        from ..report.baseline import resolve_relative
+        from ..report.schema import SCHEMA_VERSION
+
+        if self.options.fill_only:
+            self.checks = build_checks(self.loaded.spec)
+            return
+        # bounds relative_to_baseline become absolute here (BaselineError: one line, no baseline or item)
+        self.checks = resolve_relative(build_checks(self.loaded.spec), self.options.baseline, SCHEMA_VERSION)
+        measured = [c for c in self.checks if c.judge_accuracy_from_reference]
+        if measured and self.options.reference is None:
+            from ..spec.schema import SpecError
+
+            output = _judged_output(measured[0])
+            raise SpecError(
+                f"synthcxr: {self.loaded.display}: judge_error.{output}: reference = true needs a reference set "
+                "(spec key 'reference' or --synthcxr-reference)"
+            )
+
+    @property
+    def spec(self) -> Any:
+        return self.loaded.spec
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            from ..models.aliases import ModelError
+            from ..models.registry import load_generator, load_judge
+
+            o = self.options
+            try:
+                self._generator = load_generator(o.model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
+                self._judge = load_judge(o.model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
+            except ModelError as exc:  # unusable model: stop the run with its one line, no traceback
+                import pytest
+
+                pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+            store = {"auto": None, "always": True, "never": False}[self.spec.cache_images]
+            self._pool = self._new_pool(store)
+        return self._pool
+
+    def _new_pool(self, store: bool | None) -> Any:
+        from ..models.generators.diffusers import GeneratorError
+        from ..sampling.pool import SamplePool
+
+        try:
+            return SamplePool(
+                self._generator,
+                self._judge,
+                self.options.seed,
+                batch_size=self.spec.batch_size,
+                thumbnails=self.spec.thumbnails,
+                thumbnail_size=256,  # the report shows them at 112 px and full size on click
+                progress=self._progress,
+                cache=self.cache,
+                store_images=store,
+            )
+        except GeneratorError as exc:  # e.g. a lazily loaded pipeline that does not load
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+
+    @property
+    def cache(self) -> Any:
+        """The shared sample cache (opened once), or None with --synthcxr-no-cache."""
+        if self._cache is None and self.options.cache_dir is not None:
+            from ..sampling.cache import CacheError, SampleCache
+
+            try:
+                self._cache = SampleCache(self.options.cache_dir)
+            except CacheError as exc:
+                import pytest
+
+                pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        return self._cache
+
+    def cache_summary(self) -> dict[str, Any] | None:
+        """Hits, misses and size of the cache for the terminal summary and the report."""
+        if self._cache is None or self._pool is None:
+            return None
+        s = self._pool.stats
+        return {
+            "dir": str(self.options.cache_dir),
+            "hits": s.cached,
+            "misses": s.generated,
+            "redrawn": s.redrawn,
+            "corrupt": s.corrupt,
+            "waited_seconds": round(s.waited_seconds, 2),
+            "size_bytes": self._cache.size_bytes(),
+            **self._cache.counts(),
+        }
+
+    def _progress(self, done: int, total: int) -> None:
+        """A progress line on long generation runs, at most every 20 s (through the terminal reporter)."""
+        now = time.perf_counter()
+        state = self.__dict__.setdefault("_progress_state", {"done": 0, "first": 0, "t_first": now, "shown": now})
+        if done <= state["done"]:  # a new pool.ensure() run: its first batch just finished
+            state.update(first=done, t_first=now, shown=now)
+        state["done"] = done
+        if self.log and done < total and now - state["shown"] >= 20.0:
+            state["shown"] = now
+            rate = (done - state["first"]) / max(now - state["t_first"], 1e-9)
+            self.log(f"synthcxr: {done}/{total} images generated and judged ({rate:.2f} images/s)")
+
+    def evaluate(self, check: Check) -> Result:
+        """The check's result; the first call runs every selected check (multiple-testing control
+        needs them all, and they share samples)."""
+        if check.nodename not in self.results and check.nodename not in self.raised:
+            from ..stats.sequential import run_all
+
+            todo = [c for c in (self.selected or [check]) if c.nodename not in self.results]
+            if check not in todo:
+                todo.append(check)
+            todo = self._measure_judge_accuracy(todo)
+            spec = self.spec
+            self.results.update(
+                run_all(
+                    todo,
+                    self._table,
+                    spec.confidence,
+                    sequential=spec.sampling == "sequential",
+                    first_round=spec.first_round,
+                    correction=spec.correction,
+                    on_error=self._on_error,
+                )
+            )
+        if check.nodename in self.raised:
+            raise self.raised[check.nodename]
+        return self.results[check.nodename]
+
+    def _measure_judge_accuracy(self, checks: list[Check]) -> list[Check]:
+        """`judge_error.<output>` with reference = true: the judge's confusion counts for that
+        output on the labelled reference set become the check's judge accuracy (Rogan-Gladen).
+        Returns the checks left to run: if scoring the reference fails, the checks that need it
+        fail their own items (an unreadable reference is one line for the whole run)."""
+        todo = [c for c in checks if c.judge_accuracy_from_reference and c.judge_accuracy is None]
+        if not todo:
+            return checks
+        from ..checks.reference import judge_audit
+        from ..reference.readers import ReferenceError
+        from ..stats.judge_error import JudgeAccuracy
+
+        try:
+            scores = self.comparison.reference_scores()
+        except ReferenceError as exc:
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        except Exception as exc:  # noqa: BLE001 - the items that need the reference carry it
+            for check in todo:
+                self.raised[check.nodename] = exc
+            return [c for c in checks if c not in todo]
+        outputs = list(dict.fromkeys(_judged_output(c) for c in todo))  # several items may read one output
+        audited = {e["finding"]: e for e in judge_audit(scores, tuple(outputs), 1 - self.spec.confidence)}
+        accuracy = {}
+        for output in outputs:
+            entry = audited.get(output)
+            c = entry["confusion"] if entry is not None else None
+            if c is None or c["tp"] + c["fn"] == 0 or c["tn"] + c["fp"] == 0:
+                import pytest
+
+                pytest.exit(
+                    f"synthcxr: judge_error.{output}: reference = true, but the reference set has no images labelled "
+                    f"{'positive and negative ' if entry is not None else ''}for {output!r} to measure the judge on; "
+                    "give its counts (tp, fn, tn, fp) instead",
+                    returncode=pytest.ExitCode.USAGE_ERROR,
+                )
+            accuracy[output] = JudgeAccuracy(c["tp"], c["fn"], c["tn"], c["fp"])
+        for check in todo:
+            object.__setattr__(check, "judge_accuracy", accuracy[_judged_output(check)])
+        return checks
+
+    def _on_error(self, check: Check, exc: BaseException) -> None:
+        """A broken check fails its own item; a generator that cannot run (a pipeline that does
+        not load, a device that is not there) stops the run with its one line."""
+        from ..models.generators.diffusers import GeneratorError
+
+        if isinstance(exc, GeneratorError):
+            import pytest
+
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        self.raised[check.nodename] = exc
+
+    @property
+    def comparison(self) -> Any:
+        """Synthetic vs reference data (reference scores, features, MS-SSIM), built on first use."""
+        if self._comparison is None:
+            from ..reference.comparison import Comparison
+
+            self._comparison = Comparison(self.pool, self.options.reference, cache_dir=self.options.cache_dir)
+        return self._comparison
+
+    def _table(self, check: Check, n: int) -> Any:
+        pool = self.pool
+        before, t0 = pool.stats.generated, time.perf_counter()
+        if hasattr(check, "needs_reference"):  # versus-real, fidelity, diversity, memorization
+            table = self.comparison.versus(check, n)
+        else:
+            table = pool.table(check.cells(), n)
+        made = pool.stats.generated - before
+        if made and self.log:
+            rate = made / max(time.perf_counter() - t0, 1e-9)
+            self.log(f"synthcxr: {check.nodename}: {made} images generated and judged, {n} per cell ({rate:.0f} images/s)")
+        return table
+
+    def judge_concerns(self, check: Check) -> list[str]:
+        """Reasons, from the labelled reference set, to doubt the judge output this item reads."""
+        if self.options.reference is None or self._pool is None:
+            return []
+        return self.comparison.concerns(check, 1 - self.spec.confidence)
+
+    def verdict_counts(self) -> dict[str, int]:
+        counts = {"pass": 0, "fail": 0, "inconclusive": 0}
+        for result in self.results.values():
+            counts[result.verdict] += 1
+        if self.errors:
+            counts["error"] = len(self.errors)
+        return counts
+
+    def write_outputs(self) -> list[Path]:
+        """Write the requested report files; returns the paths written."""
+        from ..report import writers as report
+
+        written = []
+        data = report.build(self)
+        if self.options.json:
+            written.append(report.write_json(data, self.options.json))
+        if self.options.csv:
+            written.append(report.write_csv(self, self.options.csv))
+        if self.options.report:
+            written.append(report.write_html(data, self, self.options.report))
+        return written
