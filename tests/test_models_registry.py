@@ -111,21 +111,27 @@ def test_torchscript_probe_scores_with_its_operating_point(tmp_path):
 
 def test_state_dict_probe_needs_safetensors_or_the_flag(tmp_path):
     safe = make_state_dict_probe(tmp_path / "probe.safetensors", 1)
-    judge = ProbeJudge("covid", safe, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet", init={"n_outputs": 1})
+    mine = ("models_support",)  # the opt-in a user's own module needs (allow_modules)
+    judge = ProbeJudge("covid", safe, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet", init={"n_outputs": 1}, allow_modules=mine)
     assert judge.predict(np.full((2, 16, 16), 0.9, np.float32)).shape == (2, 1)
     pickled = make_state_dict_probe(tmp_path / "probe.pt", 1)
-    with pytest.raises(JudgeError, match=r"is not a safetensors file; pickle files can run code .* --synthcxr-allow-pickle"):
-        ProbeJudge("covid", pickled, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet")
-    ok = ProbeJudge("covid", pickled, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet", allow_pickle=True)
+    with pytest.raises(JudgeError, match=r"is a pickle file \(loading it can run code\) and its SHA-256 [0-9a-f]{64} is neither .* --synthcxr-allow-pickle"):
+        ProbeJudge("covid", pickled, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet", allow_modules=mine)
+    ok = ProbeJudge("covid", pickled, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet", allow_pickle=True, allow_modules=mine)
     np.testing.assert_allclose(ok.predict(np.full((1, 8, 8), 0.1, np.float32)), judge.predict(np.full((1, 8, 8), 0.1, np.float32)))
+    from pytest_synthcxr.models.trust import sha256_of
+
+    pinned = ProbeJudge("covid", pickled, ["COVID-19"], kind="state-dict", class_path="models_support:ProbeNet", allow_modules=mine, trusted_sha256=(sha256_of(pickled),))
+    assert pinned.outputs == ("COVID-19",)  # a hash the user listed: loads without the flag
 
 
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
         ({"labels": ["A", "B", "C"]}, "the network gives outputs of shape (1, 2) for one image, but 3 labels are configured"),
-        ({"labels": ["A", "B"], "kind": "state-dict", "class_path": "models_support:NoSuchNet"}, "module 'models_support' has no 'NoSuchNet'"),
-        ({"labels": ["A", "B"], "kind": "state-dict", "class_path": "no_such_module:Net"}, "cannot import 'no_such_module'"),
+        ({"labels": ["A", "B"], "kind": "state-dict", "class_path": "models_support:NoSuchNet", "allow_modules": ("models_support",)}, "module 'models_support' has no 'NoSuchNet'"),
+        ({"labels": ["A", "B"], "kind": "state-dict", "class_path": "no_such_module:Net", "allow_modules": ("no_such_module",)}, "cannot import 'no_such_module'"),
+        ({"labels": ["A", "B"], "kind": "state-dict", "class_path": "models_support:ProbeNet"}, "module 'models_support' is not allowed"),
         ({"labels": ["A", "B"], "threshold": [0.5]}, "threshold must be one value or 2 values in (0, 1)"),
     ],
 )
@@ -151,7 +157,7 @@ def test_judge_files_are_checked_before_any_test(tmp_path):
         registry.check("phantom", "test", _loaded(tmp_path, text))
     make_torchscript_probe(tmp_path / "covid.pt", 1)
     registry.check("phantom", "test", _loaded(tmp_path, text))
-    pickled = "judge = ['phantom', 'sd']\n" + small_spec() + "[judges.sd]\nkind = 'state-dict'\npath = 'sd.pt'\nclass = 'models_support:ProbeNet'\nlabels = ['COVID-19']\n"
+    pickled = "judge = ['phantom', 'sd']\n" + small_spec() + "[judges.sd]\nkind = 'state-dict'\npath = 'sd.pt'\nclass = 'models_support:ProbeNet'\nallow_modules = ['models_support']\nlabels = ['COVID-19']\n"
     make_state_dict_probe(tmp_path / "sd.pt", 1)
     with pytest.raises(ModelError, match="--synthcxr-allow-pickle"):
         registry.check("phantom", "test", _loaded(tmp_path, pickled))

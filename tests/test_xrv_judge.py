@@ -137,13 +137,13 @@ def _loaded(tmp_path, text):
 def test_a_check_on_a_masked_output_is_refused(xrv_cache, tmp_path):
     text = f"judge = 'rsna'\n{small_spec(('Effusion',))}[judges.rsna]\nweights = 'densenet121-res224-rsna'\ncache_dir = '{xrv_cache}'\n"
     with pytest.raises(ModelError, match=r"needs the output 'Effusion', but judge 'rsna' masks 'Effusion': its weights \(densenet121-res224-rsna\) were not trained"):
-        registry.check("phantom", "test", _loaded(tmp_path, text))
+        registry.check("phantom", "test", _loaded(tmp_path, text), allow_pickle=True)
 
 
 def test_a_probe_the_judge_lacks_is_refused_with_a_hint(xrv_cache, tmp_path):
     text = f"judge = 'xrvall'\n{small_spec()}[judges.xrvall]\ncache_dir = '{xrv_cache}'\n"
     with pytest.raises(ModelError) as err:
-        registry.check("phantom", "test", _loaded(tmp_path, text))
+        registry.check("phantom", "test", _loaded(tmp_path, text), allow_pickle=True)
     assert "hallucination[COVID-19] needs the output 'COVID-19', but judge(s) xrvall do not score 'COVID-19'" in str(err.value)
     assert 'labels = ["COVID-19"]' in str(err.value)
 
@@ -159,7 +159,7 @@ def test_end_to_end_xrv_ensemble_with_a_covid_probe(pytester, xrv_cache):
         + "[judges.covid]\nkind = 'torchscript'\npath = 'covid.pt'\nlabels = ['Effusion', 'COVID-19']\nthreshold = [0.5, 0.3]\n"
     )
     pytester.makefile(".toml", synthcxr=spec)
-    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-device=cpu", "--synthcxr-csv=samples.csv")
+    result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-device=cpu", "--synthcxr-csv=samples.csv", "--synthcxr-allow-pickle")
     outcomes = result.parseoutcomes()
     assert sum(outcomes.get(k, 0) for k in ("passed", "failed")) == 3, result.stdout.str()
     header = (pytester.path / "samples.csv").read_text().splitlines()[0]
@@ -212,6 +212,8 @@ def test_demographic_judges_through_the_registry(attribute_weights, tmp_path, mo
         registry.resolve_judge("xrv-sex")
     text = f"judge = ['phantom', 'race']\n{small_spec()}[judges.race]\nkind = 'xrv-race'\npath = '{attribute_weights / 'race.pt'}'\n"
     loaded = _loaded(tmp_path, text)
-    registry.check("phantom", "test", loaded)
-    panel = registry.load_judge("phantom", loaded, device="cpu")
+    with pytest.raises(ModelError, match=r"race.pt is a pickle file .* --synthcxr-allow-pickle"):
+        registry.check("phantom", "test", loaded)
+    registry.check("phantom", "test", loaded, allow_pickle=True)
+    panel = registry.load_judge("phantom", loaded, device="cpu", allow_pickle=True)
     assert panel.outputs[-3:] == ("race:Asian", "race:Black", "race:White")

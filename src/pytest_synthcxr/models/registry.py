@@ -289,6 +289,8 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
             file = (_abs(config.cache_dir, base) if config.cache_dir else xrv.default_cache_dir()) / basename
         if not file.is_file():
             raise ModelError(xrv.ERR_MISSING.format(judge=name, weights=weights, path=file, url=xrv.RELEASES + basename))
+        if config.path is not None or config.cache_dir is not None:  # a pickle the spec points at
+            _check_pickle(file, name, config, allow_pickle)
         outputs = tuple(mapping.get(o, o) for o in xrv.trained_outputs(weights))
         masked = tuple(xrv.XRV_LABELS[i] for i in sorted(xrv.UNTRAINED[weights]))
         return JudgePlan(name, config, outputs, masked, base)
@@ -297,6 +299,8 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         if not file.is_file():
             basename = xrv.ATTRIBUTE_MODELS[config.kind][1]
             raise ModelError(xrv.ERR_MISSING.format(judge=name, weights=config.kind, path=file, url=xrv.RELEASES + basename))
+        if config.path is not None and config.kind != "xrv-age":  # sex and race files are pickles; age is TorchScript
+            _check_pickle(file, name, config, allow_pickle)
         return JudgePlan(name, config, tuple(mapping.get(o, o) for o in xrv.attribute_outputs(config.kind)), base=base)
     if config.kind in ("torchscript", "state-dict"):
         if config.path is None or not config.labels:
@@ -305,15 +309,28 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         file = _abs(config.path, base)
         if not file.is_file():
             raise ModelError(f"synthcxr: {where} path: weight file not found: {file}")
-        if config.kind == "state-dict" and file.suffix != ".safetensors" and not allow_pickle:
-            from .judges.torchscript import ERR_PICKLE
+        if config.kind == "state-dict":
+            from .trust import class_refusal
 
-            raise ModelError(ERR_PICKLE.format(judge=name, path=file))
+            refused = class_refusal(config.class_ or "", name, config.allow_modules)
+            if refused:
+                raise ModelError(refused)
+            if file.suffix != ".safetensors":
+                _check_pickle(file, name, config, allow_pickle)
         return JudgePlan(name, config, tuple(mapping.get(label, label) for label in config.labels), base=base)
     if config.kind in _eps(JUDGE_GROUP):
         return JudgePlan(name, config, None, base=base)
     known = ", ".join(["xrv", *xrv.ATTRIBUTE_MODELS, "torchscript", "state-dict", "phantom", "phantom-attributes", *sorted(_eps(JUDGE_GROUP))])
     raise ModelError(f"synthcxr: {where} kind: unknown judge kind {config.kind!r}; known kinds: {known}")
+
+
+def _check_pickle(file: Path, name: str, config: JudgeSpec, allow_pickle: bool) -> None:
+    """A pickle the spec names loads only when asked for or when its hash is trusted (see .trust)."""
+    from .trust import pickle_refusal
+
+    refused = pickle_refusal(file, name, allow_pickle=allow_pickle, trusted=config.sha256)
+    if refused:
+        raise ModelError(refused)
 
 
 def _unique_outputs(plan: JudgePlan) -> JudgePlan:
@@ -485,6 +502,8 @@ def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = F
                 mapping=dict(c.map),
                 device=dev,
                 allow_pickle=allow_pickle,
+                allow_modules=tuple(c.allow_modules),
+                trusted_sha256=tuple(c.sha256),
             )
         factory = _eps(JUDGE_GROUP)[c.kind].load()
         return factory(plan.name, dict(c.options), device=dev, allow_pickle=allow_pickle)

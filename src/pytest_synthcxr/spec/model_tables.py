@@ -80,9 +80,23 @@ class JudgeSpec(_Table):
     map: dict[str, str] = Field(default_factory=dict)
     #: passed unchanged to an entry-point judge
     options: dict[str, Any] = Field(default_factory=dict)
+    #: SHA-256 of pickle weight files you trust (``sha256sum <file>``): such a file loads without
+    #: --synthcxr-allow-pickle (a pickle can run code when loaded)
+    sha256: list[str] = Field(default_factory=list)
+    #: modules (beyond torch.nn, torchvision.models, torchxrayvision, timm) that ``class`` may name:
+    #: an explicit opt-in, since importing a module and calling a class can run any code
+    allow_modules: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> "JudgeSpec":
+        import re
+
+        for value in self.sha256:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+                raise ValueError(f"'sha256' values must be 64 hexadecimal digits (sha256sum of the weight file), got {value[:80]!r}")
+        for value in self.allow_modules:
+            if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", value):
+                raise ValueError(f"'allow_modules' values must be dotted module names, got {value[:80]!r}")
         if self.kind in ("torchscript", "state-dict"):
             if self.path is None:
                 raise ValueError(f"a {self.kind} judge needs 'path' (its weight file)")

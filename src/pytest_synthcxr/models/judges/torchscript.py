@@ -13,8 +13,10 @@ This is how a user plugs in, e.g., a COVID-19 classifier for the hallucination c
     normalize = "unit"              # unit [0,1] | symmetric [-1,1] | xrv [-1024,1024] | imagenet
     channels = 1                    # 1 or 3 (gray repeated)
 
-A state dict must be a safetensors file unless --synthcxr-allow-pickle is given (a pickle file
-can run code when loaded). TorchScript archives are read by torch.jit.load, which does not
+A state dict must be a safetensors file unless --synthcxr-allow-pickle is given or the file's
+SHA-256 is listed under the table's ``sha256`` (a pickle file can run code when loaded); ``class``
+must come from torch.nn, torchvision.models, torchxrayvision, timm or a module listed under
+``allow_modules`` (see :mod:`..trust`). TorchScript archives are read by torch.jit.load, which does not
 unpickle arbitrary Python objects. Importing this module does not import torch.
 """
 
@@ -31,17 +33,17 @@ import numpy as np
 
 from .base import JudgeError, as_images, file_sha256, op_norm, preprocess
 
-ERR_PICKLE = (
-    "synthcxr: judge {judge!r}: {path} is not a safetensors file; pickle files can run code when "
-    "loaded: convert it (safetensors.torch.save_file(model.state_dict(), ...)) or pass --synthcxr-allow-pickle"
-)
 CHUNK = 16
 
 
-def import_class(spec: str, judge: str) -> Any:
+def import_class(spec: str, judge: str, allow_modules: tuple[str, ...] = ()) -> Any:
+    """The class `spec` names, only from an allowed module (see ..trust): never any callable."""
+    from ..trust import class_refusal
+
+    refused = class_refusal(spec, judge, allow_modules)
+    if refused:
+        raise JudgeError(refused)
     module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise JudgeError(f"synthcxr: judge {judge!r}: class must read 'package.module:ClassName', got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -74,6 +76,8 @@ class ProbeJudge:
         mapping: dict[str, str] | None = None,
         device: str = "cpu",
         allow_pickle: bool = False,
+        allow_modules: tuple[str, ...] = (),
+        trusted_sha256: tuple[str, ...] = (),
     ) -> None:
         if kind not in ("torchscript", "state-dict"):
             raise JudgeError(f"synthcxr: judge {name!r}: kind must be torchscript or state-dict, got {kind!r}")
@@ -87,8 +91,12 @@ class ProbeJudge:
         if kind == "state-dict":
             if class_path is None:
                 raise JudgeError(f"synthcxr: judge {name!r}: a state-dict judge needs 'class' ('package.module:ClassName')")
-            if self.path.suffix != ".safetensors" and not allow_pickle:
-                raise JudgeError(ERR_PICKLE.format(judge=name, path=self.path))
+            if self.path.suffix != ".safetensors":
+                from ..trust import pickle_refusal
+
+                refused = pickle_refusal(self.path, name, allow_pickle=allow_pickle, trusted=trusted_sha256)
+                if refused:
+                    raise JudgeError(refused)
         self.labels = list(labels)
         self.mapping = dict(mapping or {})
         self.outputs: tuple[str, ...] = tuple(self.mapping.get(label, label) for label in self.labels)
@@ -104,6 +112,7 @@ class ProbeJudge:
         self.normalize = normalize
         self.device = device
         self.allow_pickle = allow_pickle
+        self.allow_modules = tuple(allow_modules)
         self._sha256 = file_sha256(self.path)
         self._net = self._load()
 
@@ -145,7 +154,7 @@ class ProbeJudge:
                 else:
                     state = torch.load(str(self.path), map_location="cpu", weights_only=False)
                     state = state.state_dict() if hasattr(state, "state_dict") else state
-                net = import_class(self.class_path or "", self.name)(**self.init)
+                net = import_class(self.class_path or "", self.name, self.allow_modules)(**self.init)
                 net.load_state_dict(state, strict=True)
         except JudgeError:
             raise
