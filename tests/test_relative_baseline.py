@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from report_support import minimal_item, write_report
 import pytest
 
 from pytest_synthcxr.spec.schema import SpecError, load_spec
@@ -90,7 +91,7 @@ def test_a_relative_bound_without_a_baseline_is_one_line(pytester):
 
 
 def test_a_baseline_without_the_item_is_one_line(pytester):
-    (pytester.path / "old.json").write_text(json.dumps({"schema_version": 1, "items": [{"check": "bias[sr-gap-Effusion-sex*race-named]", "estimate": 0.1}]}))
+    write_report(pytester.path / "old.json", [minimal_item("bias[sr-gap-Effusion-sex*race-named]")])
     result = _run(pytester, _relative(0.02), "--synthcxr-baseline=old.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     old = pytester.path / "old.json"
@@ -124,7 +125,7 @@ def test_a_ratio_bound_is_the_baseline_minus_the_margin(tmp_path):
     path.write_text('findings = ["Effusion"]\n[[bias]]\nstatistic = "ratio"\nprompt = "plain"\nrelative_to_baseline = true\nmax_decrease = 0.05\n')
     (check,) = build_checks(load_spec(path).spec)
     baseline = tmp_path / "base.json"
-    baseline.write_text(json.dumps({"schema_version": 1, "items": [{"check": check.nodename, "estimate": 0.8}]}))
+    write_report(baseline, [minimal_item(check.nodename, 0.8)])
     (resolved,) = resolve_relative([check], baseline, 1)
     assert resolved.direction == "min" and resolved.threshold == pytest.approx(0.75)
     assert "(bound: baseline 0.800 - 0.05)" in resolved.quantity

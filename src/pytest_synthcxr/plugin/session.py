@@ -50,16 +50,24 @@ class AuditSession:
     _judge: Any = None
     _comparison: Any = None
     _cache: Any = None
+    #: the baseline JSON as read and validated at start-up (the report compares with this copy)
+    baseline_data: Any = None
+    #: one line per output that could not be written (the others are still written)
+    output_errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from ..report.baseline import resolve_relative
         from ..report.schema import SCHEMA_VERSION
+        from . import guards
 
+        guards.check_device(self.options.device)  # pytest.UsageError: one line before any image
         if self.options.fill_only:
             self.checks = build_checks(self.loaded.spec)
             return
+        guards.check_outputs(self.options, self.loaded.path)
+        self.baseline_data = guards.load_baseline(self.options.baseline)
         # bounds relative_to_baseline become absolute here (BaselineError: one line, no baseline or item)
-        self.checks = resolve_relative(build_checks(self.loaded.spec), self.options.baseline, SCHEMA_VERSION)
+        self.checks = resolve_relative(build_checks(self.loaded.spec), self.options.baseline, SCHEMA_VERSION, self.baseline_data)
         measured = [c for c in self.checks if c.judge_accuracy_from_reference]
         if measured and self.options.reference is None:
             from ..spec.schema import SpecError
@@ -270,16 +278,58 @@ class AuditSession:
             counts["error"] = len(self.errors)
         return counts
 
+    def blocking_count(self) -> int:
+        """Items that block the release, as pytest counts them failed: fails, errors, and
+        inconclusive items under inconclusive = "fail" (the other policies let them ship)."""
+        counts = self.verdict_counts()
+        blocking = counts["fail"] + counts.get("error", 0)
+        return blocking + (counts["inconclusive"] if self.spec.inconclusive == "fail" else 0)
+
     def write_outputs(self) -> list[Path]:
         """Write the requested report files; returns the paths written."""
         from ..report import writers as report
 
-        written = []
-        data = report.build(self)
-        if self.options.json:
-            written.append(report.write_json(data, self.options.json))
-        if self.options.csv:
-            written.append(report.write_csv(self, self.options.csv))
-        if self.options.report:
-            written.append(report.write_html(data, self, self.options.report))
+        written: list[Path] = []
+        data: Any = None
+        try:
+            data = report.build(self)
+        except Exception as exc:  # noqa: BLE001 - a baseline comparison that fails must not lose the report
+            self._output_error("the report data", exc)
+            if self.options.baseline is not None:
+                try:
+                    data = _without_baseline(self)
+                except Exception:  # noqa: BLE001 - the CSV is still written below
+                    data = None
+
+        def need_data() -> Any:
+            if data is None:
+                raise RuntimeError("the report data could not be built (see above)")
+            return data
+
+        writes = [
+            (self.options.json, lambda path: report.write_json(need_data(), path)),
+            (self.options.csv, lambda path: report.write_csv(self, path)),
+            (self.options.report, lambda path: report.write_html(need_data(), self, path)),
+        ]
+        for path, write in writes:  # one failing output does not stop the others
+            if path is None:
+                continue
+            try:
+                written.append(write(path))
+            except Exception as exc:  # noqa: BLE001 - reported as one line; the other files are still written
+                self._output_error(str(path), exc)
         return written
+
+    def _output_error(self, what: str, exc: BaseException) -> None:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [type(exc).__name__])[0]
+        line = detail if detail.startswith("synthcxr:") else f"synthcxr: could not write {what}: {type(exc).__name__}: {detail}"
+        self.output_errors.append(line)
+        if self.log:
+            self.log(line)
+
+
+def _without_baseline(audit: AuditSession) -> Any:
+    """Report data with no baseline section (its comparison failed)."""
+    from ..report.data import build as build_data
+
+    return build_data(audit)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,89 @@ class BaselineError(Exception):
     """An unusable baseline file; str() is the one line shown to the user."""
 
 
+#: a JSON report of any real audit is far smaller; a larger file is refused unread
+MAX_BYTES = 256 * 2**20
+#: a report nests about 8 levels deep; anything past this is refused before parsing
+MAX_DEPTH = 64
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of [ and { outside strings (a cheap scan: json.loads recurses and would
+    hit Python's recursion limit on a pathological file)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def load(path: Path, expected_version: int) -> dict[str, Any]:
+    """Read a baseline and validate it against the report schema; raises BaselineError with one
+    line that names the file and the problem (never the file's contents)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:
+            raise BaselineError(f"synthcxr: baseline {path}: {size} bytes, larger than any report ({MAX_BYTES} at most)")
+        raw = Path(path).read_bytes()
     except OSError as exc:
-        raise BaselineError(ERR_READ.format(path=path, error=exc.strerror or exc)) from exc
+        raise BaselineError(ERR_READ.format(path=path, error=exc.strerror or type(exc).__name__)) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BaselineError(f"synthcxr: baseline {path}: not UTF-8 text (byte {exc.start}); give a --synthcxr-json report") from None
+    if _depth(text) > MAX_DEPTH:
+        raise BaselineError(f"synthcxr: baseline {path}: nested more than {MAX_DEPTH} levels deep; not a pytest-synthcxr JSON report")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BaselineError(ERR_JSON.format(path=path, error=exc)) from exc
+        raise BaselineError(ERR_JSON.format(path=path, error=f"{exc.msg} at line {exc.lineno} column {exc.colno}")) from None
+    except RecursionError:
+        raise BaselineError(f"synthcxr: baseline {path}: nested too deeply; not a pytest-synthcxr JSON report") from None
     found = data.get("schema_version") if isinstance(data, dict) else None
     if found != expected_version or not isinstance(data.get("items"), list):
-        raise BaselineError(ERR_SCHEMA.format(path=path, found=found, expected=expected_version))
+        shown = found if isinstance(found, (int, float, type(None))) else type(found).__name__
+        raise BaselineError(ERR_SCHEMA.format(path=path, found=shown, expected=expected_version))
+    _validate(data, path)
     return data
 
 
-def resolve_relative(checks: list[Any], path: Path | None, expected_version: int) -> list[Any]:
+def _validate(data: dict[str, Any], path: Path) -> None:
+    """The report schema, so the comparison at the end never meets a shape it cannot read."""
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - a runtime dependency
+        return
+    from .schema import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        # the path may hold the file's own keys: only plain characters of them are shown
+        where = re.sub(r"[^A-Za-z0-9_.\-/\[\]]", "?", "/".join(str(p) for p in error.absolute_path)) or "(top level)"
+        expected = error.validator_value if isinstance(error.validator_value, (str, int, float, bool)) else None
+        if error.validator == "required" and isinstance(error.instance, dict):  # the schema's own key names
+            expected = ", ".join(k for k in error.validator_value if k not in error.instance)
+        wanted = f" {error.validator} {expected!r}" if expected is not None else f" ({error.validator})"
+        raise BaselineError(f"synthcxr: baseline {path}: not a valid pytest-synthcxr JSON report: at {where[:200]}: fails{wanted[:200]}")
+
+
+def resolve_relative(checks: list[Any], path: Path | None, expected_version: int, data: dict[str, Any] | None = None) -> list[Any]:
     """Checks with a bound relative to the baseline (``relative_to_baseline``: a ``baseline_margin``)
     get their threshold from the baseline run's estimate of the same item: estimate + margin for a
     'max' bound ("TPR gap no worse than baseline + 0.02"), estimate - margin for a 'min' bound,
@@ -68,7 +136,7 @@ def resolve_relative(checks: list[Any], path: Path | None, expected_version: int
         return checks
     if path is None:
         raise BaselineError(ERR_RELATIVE_NO_BASELINE.format(item=relative[0].nodename))
-    items = {item.get("check"): item for item in load(path, expected_version)["items"]}
+    items = {item.get("check"): item for item in (data if data is not None else load(path, expected_version))["items"]}
     out = []
     for check in checks:
         margin = getattr(check, "baseline_margin", None)
