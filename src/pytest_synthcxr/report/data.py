@@ -20,8 +20,9 @@ from ..sampling.pool import score_column
 from ..stats.intervals import binary_entropy, wilson
 from .schema import SCHEMA_VERSION, anchor
 from .tables import ENTROPY_BINS, without_aged_cells
+from .gallery import spread_pick
 
-#: images per probe in the hallucination gallery (the most confidently flagged)
+#: images per probe in the hallucination gallery (spread over cells and scores)
 HALLUCINATION_GALLERY = 8
 #: invalid samples listed one by one (all are counted)
 INVALID_LISTED = 100
@@ -311,7 +312,8 @@ def _entropy(table: Any, audit: Any, items: list[dict[str, Any]]) -> list[dict[s
 
 
 def _hallucination(table: Any, audit: Any, items: list[dict[str, Any]], prompts: dict[str, str]) -> list[dict[str, Any]]:
-    """Per probe: the images the judge flags most confidently (all from prompts not asking for it)."""
+    """Per probe: flagged images spread over cells and scores (gallery.spread_pick), all from
+    prompts not asking for it."""
     if table is None:
         return []
     out = []
@@ -329,7 +331,7 @@ def _hallucination(table: Any, audit: Any, items: list[dict[str, Any]], prompts:
         ranked = flagged.assign(prob=flagged[column]).sort_values(["prob", "cell", "i"], ascending=[False, True, True], kind="mergesort")
         top = [
             {"cell": r.cell, "i": int(r.i), "seed": int(r.seed), "prompt": prompts.get(r.cell, ""), "probability": _round(r.prob)}
-            for r in ranked.head(HALLUCINATION_GALLERY).itertuples()
+            for r in ranked.iloc[spread_pick(ranked["prob"].tolist(), ranked["cell"].tolist(), HALLUCINATION_GALLERY)].itertuples()
         ]
         out.append({"probe": check.probe, "count": int(len(flagged)), "n": int(len(selected)), "top": top})
     return out

@@ -68,8 +68,10 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
     by_family: dict[str, list[dict[str, Any]]] = {f: [] for f in ("bias", "validity", "uncertainty", "hallucination")}
     for item in items:
         by_family.setdefault(item["family"], []).append(item)
-    blocked = data["verdicts"].get("fail", 0) + data["verdicts"].get("error", 0)
-    open_ = data["verdicts"].get("inconclusive", 0)
+    # what blocks the release, as pytest counts it failed (inconclusive items too under inconclusive = "fail")
+    rows = item_rows(data)
+    blocked = data.get("blocking", sum(1 for r in rows if r["blocks"]))
+    open_ = sum(1 for r in rows if r["verdict"] == "inconclusive" and not r["blocks"])
     return {
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "wall_seconds": time.time() - audit.started,
@@ -78,11 +80,14 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "cache": audit.cache_summary(),
         "outcome": "fail" if blocked else ("inconclusive" if open_ else "pass"),
         "blocked": blocked,
+        "open": open_,
+        "rows": rows,
+        "filters": filters(rows),
         "families": by_family,
         "strips": {item["id"]: strip(item) for item in items},
         "wide_strips": {item["id"]: strip(item, left=PLOT_LEFT, width=PLOT_WIDTH, label=short_name(item)) for item in items},
         "bias_panels": bias_panels(by_family.get("bias", []), data),
-        "group_plots": {item["id"]: interval_plot(_rows(item["groups"]), axis=f"{item['subject']} rate", threshold=item["threshold"]) for item in items if item["family"] != "bias" and item["groups"]},
+        "group_plots": {item["id"]: interval_plot(_rows(item["groups"]), axis=f"{item['subject']} rate", threshold=item["threshold"], scaled=True) for item in items if item["family"] != "bias" and item["groups"]},
         "heatmaps": heatmaps(data["rates"], data),
         "entropy": [histogram(e) for e in data["entropy"]],
         "hallucination": hallucination_gallery(data["hallucination"], pool, {c["key"]: c["subgroup"] for c in data["cells"]}),
@@ -90,6 +95,39 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "fuzz": _fuzz_pairs(by_family.get("fuzz", []), pool, data["seed"], image_uri),
         "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
         "reference": reference_view(data, audit),
+    }
+
+
+def blocks(verdict: str, policy: str) -> bool:
+    """Whether an item with this verdict blocks the release, as pytest sees it: a fail or an
+    error always does; an inconclusive does under the spec's `inconclusive = "fail"` policy (the
+    default), not under "warn", "skip" or "xfail"."""
+    return verdict in ("fail", "error") or (verdict == "inconclusive" and policy == "fail")
+
+
+def item_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the checks table: items that block the release first (fails and blocking
+    inconclusives, then errors), then the rest; spec order within each group."""
+    policy = data["spec"]["inconclusive"]
+    rows = [{"item": item, "error": None, "verdict": item["verdict"], "family": item["family"], "blocks": blocks(item["verdict"], policy)} for item in data["items"]]
+    rows += [{"item": None, "error": (name, message), "verdict": "error", "family": _family_of(name), "blocks": True} for name, message in data["errors"].items()]
+    return sorted(rows, key=lambda r: not r["blocks"])  # a stable sort keeps the spec order within each group
+
+
+def _family_of(name: str) -> str:
+    return name.split("::")[-1].split("[", 1)[0]
+
+
+def filters(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
+    """The verdicts and families present, with their counts (the checks table's filter buttons)."""
+    verdicts = [v for v in ("fail", "inconclusive", "error", "pass") if any(r["verdict"] == v for r in rows)]
+    families: list[str] = []
+    for r in rows:
+        if r["family"] not in families:
+            families.append(r["family"])
+    return {
+        "verdict": [(v, sum(1 for r in rows if r["verdict"] == v)) for v in verdicts],
+        "family": [(f, sum(1 for r in rows if r["family"] == f)) for f in families],
     }
 
 
@@ -166,23 +204,58 @@ def short_name(item: dict[str, Any]) -> str:
 
 
 def _nice(value: float) -> float:
-    """The smallest of 1, 2, 5 times a power of ten that is at least value (> 0)."""
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least value (> 0)."""
     power = 10.0 ** math.floor(math.log10(value))
-    return next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= value)
+    return next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= value * (1 - 1e-9))
 
 
-def _axis(item: dict[str, Any]) -> tuple[float, float]:
-    """0..1 for rates; widened (to a round number) for quantities beyond it, such as a Frechet
-    distance or a negative synthetic-minus-real difference."""
-    finite = [v for v in (item["threshold"], item["estimate"], item["low"], item["high"]) if v is not None and math.isfinite(v)]
-    lo, hi = min([0.0, *finite]), max([1.0, *finite])
-    return (-_nice(-lo) if lo < 0.0 else 0.0), (_nice(hi) if hi > 1.0 else 1.0)
+#: share of the data's span added on each side of a strip's axis
+AXIS_PADDING = 0.12
 
 
-def strip(item: dict[str, Any], *, left: int = 8, width: int = 200, label: str = "") -> dict[str, Any]:
-    """One-line plot of an item's estimate and interval against its threshold on a 0..1 axis
-    (wider for quantities beyond it); the forbidden side is shaded."""
-    lo, hi = _axis(item)
+def axis_range(values: list[float | None], *, intervals: int = 4) -> tuple[float, float, float]:
+    """(low, high, tick step) of an axis scaled to its own quantity: it spans the given values
+    (estimate, interval, threshold) with some padding, widened to round ticks. It reaches 0 when
+    0 is close relative to the span (a rate of 0.4 against a bound of 0.05 reads from 0), and
+    stays inside 0..1 when every value does (rates, entropies in bits), so an entropy bound of
+    0.03 or an FPR bound of 0.1 spans most of the strip instead of a few pixels of 0..1."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0, 0.25
+    a, b = min(finite), max(finite)
+    span = b - a
+    if span <= 0.0:  # one value only (no estimate, or all equal): 0 .. twice it
+        span = abs(a) if a != 0.0 else 1.0
+        lo, hi = (0.0, 2 * a) if a > 0.0 else (a - span / 2, a + span / 2)
+    else:
+        lo, hi = a - AXIS_PADDING * span, b + AXIS_PADDING * span
+        if 0.0 <= a <= 0.5 * span:
+            lo = 0.0
+    unit = 0.0 <= a and b <= 1.0
+    if unit:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    # the smallest round step that covers lo..hi in at most intervals + 1 ticks' worth of steps
+    step = _nice((hi - lo) / (intervals + 1))
+    while math.ceil(hi / step - 1e-9) - math.floor(lo / step + 1e-9) > intervals + 1:
+        step = _nice(step * 1.0001)
+    lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    if unit:  # 0 and 1 are multiples of every step up to 1, so the ends stay on ticks
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return round(lo, 12), round(hi, 12), step
+
+
+def _axis(item: dict[str, Any], intervals: int = 4) -> tuple[float, float, float]:
+    return axis_range([item["threshold"], item["estimate"], item["low"], item["high"]], intervals=intervals)
+
+
+def _tick_label(value: float) -> str:
+    return f"{round(value, 10):g}"
+
+
+def strip(item: dict[str, Any], *, left: int = 16, width: int = 208, label: str = "") -> dict[str, Any]:
+    """One-line plot of an item's estimate and interval against its threshold, on an axis scaled
+    to the item's own quantity (axis_range); the forbidden side is shaded."""
+    lo, hi, step = _axis(item, intervals=3 if width < 300 else 5)
 
     def x(value: float) -> float:
         return _x((value - lo) / (hi - lo), left, width)
@@ -191,7 +264,7 @@ def strip(item: dict[str, Any], *, left: int = 8, width: int = 200, label: str =
     forbidden = (x(t), x(hi)) if item["direction"] == "max" else (x(lo), x(t))
     est = item["estimate"]
     ok = est is not None and math.isfinite(est)
-    fractions = (0.0, 0.5, 1.0) if width < 300 else (0.0, 0.25, 0.5, 0.75, 1.0)
+    count = int(round((hi - lo) / step))
     return {
         "width": width,
         "height": 34,
@@ -202,12 +275,24 @@ def strip(item: dict[str, Any], *, left: int = 8, width: int = 200, label: str =
         "x": x(est) if ok else None,
         "x0": x(item["low"]) if ok else None,
         "x1": x(item["high"]) if ok else None,
-        "ticks": [{"x": x(lo + f * (hi - lo)), "label": f"{lo + f * (hi - lo):.4g}"} for f in fractions],
+        "axis": (lo, hi),
+        "ticks": [{"x": x(lo + k * step), "label": _tick_label(lo + k * step)} for k in range(count + 1)],
     }
 
 
 def _rows(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(g) for g in groups]
+
+
+#: pixels per character of an SVG row label (11.5 px system-ui, bold when marked), a safe upper bound
+LABEL_CHAR_PX = 7.2
+
+
+def label_margin(labels: list[str]) -> int:
+    """Left margin of a plot whose rows carry these labels: PLOT_LEFT, or more for long ones
+    ("60-year-old Hispanic female"), so no label is cut at the plot's left edge."""
+    longest = max((len(label) for label in labels), default=0)
+    return max(PLOT_LEFT, int(math.ceil(16 + LABEL_CHAR_PX * longest)))
 
 
 def interval_plot(
@@ -218,10 +303,23 @@ def interval_plot(
     reference: float | None = None,
     row_bands: list[tuple[float, float] | None] | None = None,
     threshold: float | None = None,
+    scaled: bool = False,
 ) -> dict[str, Any]:
-    """Per-subgroup estimates with intervals on a 0..1 axis, an optional shared allowed band,
-    per-row allowed bands (prompt effect) and a dashed reference line; the axis is at the bottom."""
+    """Per-subgroup estimates with intervals on a 0..1 axis (scaled: an axis fitted to the rows
+    and the threshold, as the strips), an optional shared allowed band, per-row allowed bands
+    (prompt effect) and a dashed reference line; the axis is at the bottom. The label column
+    grows with the longest label and the plot with it (the page scales it down where narrow)."""
     top = 6
+    left = label_margin([str(r["label"]) for r in rows])
+    width = PLOT_WIDTH + left - PLOT_LEFT
+    if scaled:
+        lo, hi, step = axis_range([threshold, *(r[k] for r in rows for k in ("rate", "low", "high"))], intervals=5)
+    else:
+        lo, hi, step = 0.0, 1.0, 0.25
+
+    def x(value: float) -> float:
+        return _x((value - lo) / (hi - lo), left, width)
+
     out_rows = []
     for i, r in enumerate(rows):
         y = top + i * ROW + ROW // 2
@@ -230,29 +328,30 @@ def interval_plot(
             {
                 **r,
                 "y": y,
-                "x": _x(r["rate"]),
-                "x0": _x(r["low"]),
-                "x1": _x(r["high"]),
-                "band": (_x(rb[0]), _x(rb[1])) if rb else None,
+                "x": x(r["rate"]),
+                "x0": x(r["low"]),
+                "x1": x(r["high"]),
+                "band": (x(rb[0]), x(rb[1])) if rb else None,
                 "marked": r.get("marked", False),
             }
         )
     bottom = top + len(rows) * ROW + 2
+    count = int(round((hi - lo) / step))
     return {
-        "width": PLOT_WIDTH,
+        "width": width,
         "height": bottom + 16,
         "top": top,
         "bottom": bottom,
-        "left": PLOT_LEFT,
+        "left": left,
         "axis": axis,
         "rows": out_rows,
-        "band": (_x(band[0]), _x(band[1])) if band else None,
+        "band": (x(band[0]), x(band[1])) if band else None,
         "band_values": band,
-        "reference": _x(reference) if reference is not None else None,
+        "reference": x(reference) if reference is not None else None,
         "reference_value": reference,
-        "threshold": _x(threshold) if threshold is not None else None,
+        "threshold": x(threshold) if threshold is not None else None,
         "threshold_value": threshold,
-        "ticks": [{"x": _x(v), "label": f"{v:g}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+        "ticks": [{"x": x(lo + k * step), "label": _tick_label(lo + k * step)} for k in range(count + 1)],
     }
 
 
