@@ -1,10 +1,14 @@
 """The HTML report in a real browser: headless Chromium driven over the DevTools protocol.
 
 Chromium is started with --remote-debugging-pipe (JSON messages on file descriptors 3 and 4),
-so no websocket client or Selenium is needed. The test loads a rendered report from a file
+so no websocket client or Selenium is needed. The first test loads a rendered report from a file
 URL and asserts: no console errors or exceptions, no network request other than the page
 itself and inline data: images, every section present, the image viewer opens, prompts with
-markup stay inert; it saves a full-page screenshot as a test artifact.
+markup stay inert; it saves a full-page screenshot as a test artifact. The layout test runs a
+small phantom audit with pytest itself and checks, at 1000 and 1400 px wide (full-page
+screenshots saved under $SYNTHCXR_TEST_ARTIFACTS): no horizontal overflow, the banner's count
+equals pytest's failed items, blocking items first, the filter hides and shows rows, no seed
+wraps, no label clipped.
 """
 
 from __future__ import annotations
@@ -243,3 +247,159 @@ def test_report_in_headless_chromium(browser, tmp_path):
     browser.wait_for("Page.loadEventFired")
     assert any("boom" in p for p in browser.problems())
     assert "http://127.0.0.1:9/leak.png" in browser.requests()
+
+
+# ------------------------------------------------------------------ layout at 1000 and 1400 px
+
+#: a small audit that blocks (phantom-biased hallucinates COVID-19; entropy over its bound), with
+#: inconclusive items that block under the default policy and items that pass
+LAYOUT_SPEC = """
+seed = 0
+samples_per_cell = 16
+findings = ["Effusion"]
+thumbnails = 1
+
+[subgroups]
+sex = ["female", "male"]
+race = ["White", "Hispanic"]
+
+[[bias]]
+metric = "tpr"
+statistic = "gap"
+prompt = "named"
+max = 0.2
+
+[validity]
+min_sensitivity = 0.5
+max_fpr = 0.1
+
+[uncertainty]
+max_entropy = 0.03
+
+[hallucination]
+max_rate = 0.05
+"""
+
+#: the page's layout facts, measured by the browser (what a reader would see, not the HTML text)
+LAYOUT_FACTS = r"""(() => {
+  const rows = Array.from(document.querySelectorAll('#items tr.item'));
+  const clippedSvg = [];
+  for (const svg of document.querySelectorAll('svg')) {
+    const box = svg.viewBox.baseVal;
+    const width = box && box.width ? box.width : svg.width.baseVal.value;
+    for (const t of svg.querySelectorAll('text')) {
+      const b = t.getBBox();
+      if (b.width > 0 && (b.x < -0.5 || b.x + b.width > width + 0.5)) clippedSvg.push(t.textContent + ' [' + b.x.toFixed(1) + ', ' + (b.x + b.width).toFixed(1) + '] in 0..' + width);
+    }
+  }
+  const clippedHtml = [];
+  for (const el of document.querySelectorAll('th, td, figcaption, label, .verdict, h1, h2, h3, h4, .banner')) {
+    if (el.closest('[hidden], details:not([open])') || el.clientWidth === 0) continue;
+    if (el.scrollWidth > el.clientWidth + 1) clippedHtml.push(el.tagName + ': ' + el.textContent.trim().slice(0, 60));
+  }
+  const scrolled = Array.from(document.querySelectorAll('.scroll, .heatmap-box'))
+    .filter(el => el.scrollWidth > el.clientWidth + 1).map(el => el.firstElementChild && el.firstElementChild.id);
+  const seeds = Array.from(document.querySelectorAll('.seed')).filter(el => !el.closest('details:not([open])'));
+  const header = document.querySelector('#items thead tr').lastElementChild.getBoundingClientRect();
+  return {
+    pageWidth: document.documentElement.scrollWidth, viewWidth: window.innerWidth,
+    nColumnRight: header.right,
+    scrolled: scrolled,
+    banner: document.getElementById('blocking-count').textContent.trim(),
+    blocks: rows.map(r => r.dataset.blocks), checks: rows.map(r => r.dataset.check || ''),
+    seeds: seeds.length, wrappedSeeds: seeds.filter(el => el.getClientRects().length !== 1).map(el => el.textContent),
+    clippedSvg: clippedSvg, clippedHtml: clippedHtml,
+  };
+})()"""
+
+#: lazy images below the fold load now (a full-page screenshot shows them)
+EAGER_IMAGES = (
+    "Promise.all(Array.from(document.images).filter(i => i.src.startsWith('data:'))"
+    ".map(i => { i.loading = 'eager'; return i.decode().then(() => i.naturalWidth > 0, () => false); })).then(all => all.every(x => x))"
+)
+VISIBLE_ROWS = "Array.from(document.querySelectorAll('#items tr.item')).filter(r => r.offsetParent !== null).map(r => [r.dataset.verdict, r.dataset.family])"
+
+
+def _click_filter(browser: DevTools, name: str, value: str) -> None:
+    browser.evaluate(f"document.querySelector('#filters input[name={name}][value=\"{value}\"]').click()")
+
+
+def _layout_run(pytester) -> tuple[Path, dict, int]:
+    pytester.makefile(".toml", synthcxr=LAYOUT_SPEC)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--synthcxr-model=phantom-biased", "--synthcxr-spec=synthcxr.toml", "--synthcxr-report=out/r.html", "--synthcxr-json=out/r.json")
+    outcomes = result.parseoutcomes()
+    failed = outcomes.get("failed", 0) + outcomes.get("errors", 0) + outcomes.get("error", 0)
+    return pytester.path / "out" / "r.html", json.loads((pytester.path / "out" / "r.json").read_text()), failed
+
+
+def test_report_layout_answers_first_at_1000_and_1400_px(browser, pytester, tmp_path):
+    html, data, failed = _layout_run(pytester)
+    verdicts = [i["verdict"] for i in data["items"]]
+    assert failed > 0 and "fail" in verdicts and "pass" in verdicts, verdicts  # a run with something to sort
+    blocking = [i["check"] for i in data["items"] if i["verdict"] == "fail" or (i["verdict"] == "inconclusive" and data["spec"]["inconclusive"] == "fail")]
+    rest = [i["check"] for i in data["items"] if i["check"] not in blocking]
+    artifacts = _artifacts(tmp_path)
+
+    for width in (1000, 1400):
+        browser.events.clear()
+        browser.open(html.as_uri(), width=width, height=900)
+        assert browser.problems() == []
+        assert browser.evaluate(EAGER_IMAGES), "every embedded image decodes"
+        browser.screenshot(artifacts / f"report-layout-{width}.png")
+        facts = browser.evaluate(LAYOUT_FACTS)
+
+        assert facts["viewWidth"] == width
+        assert facts["pageWidth"] <= width, f"horizontal overflow at {width} px: {facts['pageWidth']}"
+        assert facts["scrolled"] == [], f"a table scrolls sideways at {width} px"
+        assert facts["nColumnRight"] <= width, "the n column is cut off"
+        # the banner counts what pytest counts failed; blocking items lead, each group in spec order
+        assert int(facts["banner"]) == failed == len(blocking) == data["blocking"]
+        assert facts["blocks"][0] == "yes"
+        assert facts["blocks"] == ["yes"] * len(blocking) + ["no"] * len(rest)
+        assert facts["checks"] == blocking + rest
+        # seeds on one line, labels whole
+        assert facts["seeds"] > 0 and facts["wrappedSeeds"] == []
+        assert facts["clippedSvg"] == [] and facts["clippedHtml"] == [], (facts["clippedSvg"], facts["clippedHtml"])
+
+    # the filter: untick a verdict, then a family; tick them again
+    counts = {v: verdicts.count(v) for v in set(verdicts)}
+    assert browser.evaluate("document.getElementById('filters').hidden") is False
+    _click_filter(browser, "verdict", "pass")
+    shown = browser.evaluate(VISIBLE_ROWS)
+    assert len(shown) == len(verdicts) - counts["pass"] and all(v != "pass" for v, _ in shown)
+    # the "not blocking" group holds only passes here: its heading hides with its rows
+    assert {i["verdict"] for i in data["items"] if i["check"] in rest} == {"pass"}
+    assert browser.evaluate("document.querySelector('#items tbody.rest').hidden") is True
+    assert browser.evaluate("document.querySelector('#items tbody.blocking').hidden") is False
+    _click_filter(browser, "family", "hallucination")
+    shown = browser.evaluate(VISIBLE_ROWS)
+    assert all(v != "pass" and f != "hallucination" for v, f in shown)
+    assert len(shown) == sum(1 for i in data["items"] if i["verdict"] != "pass" and i["family"] != "hallucination")
+    assert browser.evaluate("document.getElementById('filter-count').textContent") == f"showing {len(shown)} of {len(verdicts)}"
+    _click_filter(browser, "verdict", "pass")
+    _click_filter(browser, "family", "hallucination")
+    assert len(browser.evaluate(VISIBLE_ROWS)) == len(verdicts)
+    assert browser.problems() == []
+
+
+def test_long_subgroup_labels_are_not_clipped(browser, tmp_path):
+    """Labels no audit of the built-in vocabulary produces yet (a custom race value, an age):
+    the plots' label column grows instead of cutting them."""
+    from test_report import make_audit
+
+    from pytest_synthcxr.report import data as report_data
+    from pytest_synthcxr.report import html as report_html
+
+    audit = make_audit(tmp_path)
+    data = report_data.build(audit)
+    long_label = "60-year-old Black or African American female"
+    for item in data["items"]:
+        for group in item["groups"]:
+            group["label"] = long_label if group is item["groups"][0] else group["label"]
+    page = tmp_path / "long.html"
+    page.write_text(report_html.render(data, audit), encoding="utf-8")
+    browser.open(page.as_uri(), width=1000, height=900)
+    facts = browser.evaluate(LAYOUT_FACTS)
+    assert facts["clippedSvg"] == [] and facts["clippedHtml"] == [], (facts["clippedSvg"], facts["clippedHtml"])
+    assert facts["pageWidth"] <= 1000
+    assert browser.evaluate(f"Array.from(document.querySelectorAll('svg text.label')).some(t => t.textContent === {long_label!r})")

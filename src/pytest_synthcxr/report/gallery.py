@@ -11,13 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+#: cost of showing a cell twice, in units of the flagged score range (a repeat wins only when
+#: no unshown cell has an image within a quarter of the range of the target score)
+REPEAT_COST = 0.25
+
+
 def spread_pick(scores: Sequence[float], cells: Sequence[str], k: int) -> list[int]:
     """Indices of k items (all when there are at most k), most confident first.
 
-    Targets are k ranks evenly spaced over the items sorted by score (highest first, ties by
-    position), so the first target is the most confident item and the last the least confident
-    one. Each target takes the nearest-ranked item whose cell is not shown yet; once every cell
-    is shown, cells may repeat. Deterministic: ties resolve by rank, then by position."""
+    Target j of k sits at score max - j (max - min) / (k - 1), so the first target is the most
+    confident item and the last the least confident one; each target takes the free item with
+    the least cost |score - target| / (max - min), plus REPEAT_COST when its cell is already
+    shown in this round (a round ends once every cell is shown). Ties (a saturated judge scores
+    many images 1.000) go to the item whose rank among the scores is nearest the target's rank,
+    then to the earlier position. Deterministic."""
     n = len(scores)
     if len(cells) != n:
         raise ValueError(f"spread_pick: {n} scores but {len(cells)} cells")
@@ -26,23 +33,21 @@ def spread_pick(scores: Sequence[float], cells: Sequence[str], k: int) -> list[i
     ranked = sorted(range(n), key=lambda i: (-scores[i], i))
     if n <= k:
         return ranked
+    rank = {i: r for r, i in enumerate(ranked)}
+    top, bottom = scores[ranked[0]], scores[ranked[-1]]
+    width = (top - bottom) or 1.0
     all_cells = set(cells)
-    targets = [round(j * (n - 1) / (k - 1)) for j in range(k)] if k > 1 else [0]
-    taken: set[int] = set()  # ranks
+    taken: set[int] = set()
     seen: set[str] = set()
-    for target in targets:
+    for j in range(k):
+        target = top - j * (top - bottom) / (k - 1) if k > 1 else top
+        target_rank = j * (n - 1) / (k - 1) if k > 1 else 0.0
         if seen >= all_cells:  # every cell shown once: start a new round
             seen = set()
-        best = None
-        for distance in range(n):
-            for rank in (target - distance, target + distance):
-                if 0 <= rank < n and rank not in taken and cells[ranked[rank]] not in seen:
-                    best = rank
-                    break
-            if best is not None:
-                break
-        if best is None:  # the unshown cells' items are all taken: any free rank, nearest first
-            best = min((r for r in range(n) if r not in taken), key=lambda r: (abs(r - target), r))
+        best = min(
+            (i for i in range(n) if i not in taken),
+            key=lambda i: (abs(scores[i] - target) / width + (REPEAT_COST if cells[i] in seen else 0.0), abs(rank[i] - target_rank), i),
+        )
         taken.add(best)
-        seen.add(cells[ranked[best]])
-    return [ranked[r] for r in sorted(taken)]
+        seen.add(cells[best])
+    return sorted(taken, key=lambda i: rank[i])

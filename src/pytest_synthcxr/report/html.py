@@ -52,6 +52,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
+    env.filters["prob"] = prob
     return env
 
 
@@ -172,6 +173,17 @@ def _num(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:.{digits}f}"
+
+
+def prob(p: float | None) -> str:
+    """A judge probability with 3 decimals, or as many more (up to 6) as it takes not to read
+    1.000 when it is below 1: a saturated judge's flags then still show their order."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    digits = 3
+    while digits < 6 and p < 1.0 and round(p, digits) >= 1.0:
+        digits += 1
+    return f"{p:.{digits}f}"
 
 
 def _x(value: float, left: int = PLOT_LEFT, width: int = PLOT_WIDTH) -> float:
