@@ -128,11 +128,14 @@ class AuditSession:
             from ..sampling.cache import CacheError, SampleCache
 
             try:
-                self._cache = SampleCache(self.options.cache_dir)
-            except CacheError as exc:
-                import pytest
-
-                pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+                self._cache = SampleCache(self.options.cache_dir, warn=self.log)
+            except CacheError as exc:  # unusable cache (locked, unreadable): one line, the audit goes on without it
+                self.options.cache_dir = None
+                if self.log:
+                    self.log(f"{exc}; continuing without the cache")
+                return None
+            if self._cache.rebuilt and self.log:
+                self.log(self._cache.rebuilt)
         return self._cache
 
     def cache_summary(self) -> dict[str, Any] | None:
@@ -318,6 +321,8 @@ class AuditSession:
                 written.append(write(path))
             except Exception as exc:  # noqa: BLE001 - reported as one line; the other files are still written
                 self._output_error(str(path), exc)
+        if self._cache is not None:  # the index file alone is then complete (a CI job may save only it)
+            self._cache.checkpoint()
         return written
 
     def _output_error(self, what: str, exc: BaseException) -> None:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,20 +116,74 @@ def _decode(data: bytes, suffix: str) -> np.ndarray:
 class SampleCache:
     """One cache folder; safe to share between processes on one machine or a shared file system."""
 
-    def __init__(self, root: Path | str, *, lease_seconds: float = 900.0) -> None:
+    def __init__(self, root: Path | str, *, lease_seconds: float = 900.0, lock_timeout: float = 10.0, warn: Any = None) -> None:
         self.root = Path(root)
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.warn = warn  # callable(str) told once when the cache is turned off mid-run, or None
+        self.disabled: str | None = None  # the one line saying why the cache stopped being used
+        #: set when a damaged index was moved aside and a new, empty one started
+        self.rebuilt: str | None = None
         try:
             (self.root / "images").mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.root / "index.sqlite", timeout=120.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            try:
+                self._open(lock_timeout)
+            except sqlite3.DatabaseError as exc:
+                if _locked(exc):
+                    raise
+                self.rebuilt = self._move_aside(exc)
+                self._open(lock_timeout)
+        except sqlite3.OperationalError as exc:
+            why = "its index is locked by another process" if _locked(exc) else str(exc)
+            raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {why} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {exc} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
 
+    def _open(self, lock_timeout: float) -> None:
+        db = sqlite3.connect(self.root / "index.sqlite", timeout=lock_timeout, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {str(check[0] if check else '')[:120]}")
+            db.execute("BEGIN IMMEDIATE")  # a write lock held for longer than lock_timeout: one line now, not per item
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        db.execute(f"PRAGMA busy_timeout = {int(120_000)}")  # later writers wait for each other's short transactions
+        self._db = db
+
+    def _move_aside(self, exc: BaseException) -> str:
+        """A damaged index is kept for inspection under another name and a new one is started; the
+        image files stay (content-addressed), the samples they hold are generated or matched again."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            path = self.root / f"index.sqlite{suffix}"
+            if path.exists():
+                os.replace(path, self.root / f"index.sqlite{suffix}.damaged-{stamp}")
+        return f"synthcxr: cache {self.root}: the index was damaged ({str(exc).splitlines()[0][:120]}); moved aside as index.sqlite.damaged-{stamp}, starting a new one"
+
+    def _off(self, exc: BaseException) -> None:
+        """Stop using the cache for the rest of the run (one line, once): the audit goes on without it."""
+        if self.disabled is None:
+            self.disabled = f"synthcxr: cache {self.root}: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}; continuing without the cache"
+            if self.warn is not None:
+                self.warn(self.disabled)
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into index.sqlite, so the index file alone is complete (after a
+        normal run: a CI job that saves only index.sqlite loses nothing)."""
+        if self.disabled is None:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                self._off(exc)
+
     def close(self) -> None:
+        self.checkpoint()
         self._db.close()
 
     # -- samples -------------------------------------------------------------------------------
@@ -314,6 +369,52 @@ class _Transaction:
     def __exit__(self, kind: object, *_: object) -> None:
         if self.outermost:
             self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def _locked(exc: BaseException) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _guard(default: Any) -> Any:
+    """Wrap a cache method: a database error turns the cache off for the run (one line, once) and
+    the method answers `default()` (no hits, nothing stored), so items never fail on the cache."""
+    import functools
+
+    def wrap(method: Any) -> Any:
+        @functools.wraps(method)
+        def guarded(self: "SampleCache", *args: Any, **kwargs: Any) -> Any:
+            if self.disabled is not None:
+                return default(self, *args)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                self._off(exc)
+                return default(self, *args)
+
+        return guarded
+
+    return wrap
+
+
+for _name, _default in {
+    "lookup": lambda self, *a: {},
+    "put_samples": None,  # below: entries without stored files
+    "drop": lambda self, *a: None,
+    "scores": lambda self, *a: {},
+    "put_scores": lambda self, *a: None,
+    "claim": lambda self, keys, *a: list(keys),
+    "release": lambda self, *a: None,
+    "counts": lambda self, *a: {"samples": 0, "images": 0, "scores": 0},
+}.items():
+    if _default is not None:
+        setattr(SampleCache, _name, _guard(_default)(getattr(SampleCache, _name)))
+
+
+def _unstored(self: SampleCache, generator: str, rows: Sequence[tuple[str, str, int]], images: np.ndarray, valid: Sequence[bool], *_: Any) -> list[Entry]:
+    return [Entry(key, image_sha(image), bool(ok), None) for (key, _p, _s), image, ok in zip(rows, images, valid)]
+
+
+SampleCache.put_samples = _guard(_unstored)(SampleCache.put_samples)  # type: ignore[method-assign]
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
