@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pytest_synthcxr.strategies  # noqa: F401  (hypothesis loaded once: pytester's inner runs forget modules they import)
 
 
@@ -52,26 +54,53 @@ def test_fixtures_module_imports_nothing_heavy():
     assert out.strip() == "[]"
 
 
-def test_readme_fuzzing_example_runs(pytester):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## Fuzzing prompts with hypothesis", 1)[1]
+def test_docs_fuzzing_example_runs(pytester):
+    readme = (Path(__file__).parent.parent / "docs" / "fuzzing.md").read_text()
+    section = readme.split("# Fuzzing prompts with hypothesis", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makepyfile(code.replace("max_examples=20", "max_examples=3"))
     pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
-def test_every_spec_in_the_readme_is_valid():
-    """The README's TOML examples that hold a [tool.synthcxr] table validate and expand to items."""
+DOC_PAGES = [Path(__file__).parent.parent / "README.md", *sorted((Path(__file__).parent.parent / "docs").glob("*.md"))]
+
+
+def _spec_blocks(page: Path) -> list[dict]:
+    """The page's TOML blocks that hold an audit spec: a [tool.synthcxr] table, or (a
+    *.synthcxr.toml file) top-level spec keys. Every TOML block must parse."""
     import re
     import tomllib
 
+    specs = []
+    for block in re.findall(r"```toml\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+        data = tomllib.loads(block)
+        if "synthcxr" in data.get("tool", {}):
+            specs.append(data["tool"]["synthcxr"])
+        elif data and not set(data) & {"tool", "project"}:  # a *.synthcxr.toml: a misspelt key must fail
+            specs.append(data)
+    return specs
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.name)
+def test_every_spec_in_the_readme_and_docs_is_valid(page):
+    """The TOML examples of README and docs/*.md that hold a spec validate and expand to items."""
     from pytest_synthcxr.checks import build_checks
     from pytest_synthcxr.spec.schema import AuditSpec
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    specs = [tomllib.loads(block)["tool"]["synthcxr"] for block in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[tool.synthcxr" in block]
-    assert len(specs) >= 4
-    for data in specs:
+    for data in _spec_blocks(page):
         assert build_checks(AuditSpec.model_validate(data)) is not None
-    ages = [d for d in specs if d.get("subgroups", {}).get("age")]
+
+
+def test_the_docs_show_specs_of_every_kind():
+    """The pages above hold the examples users copy: at least the README's own-checkpoint spec
+    (top level of a *.synthcxr.toml), the full spec, real models and reference sets."""
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.spec.schema import AuditSpec
+
+    specs = {page.name: _spec_blocks(page) for page in DOC_PAGES}
+    readme = specs["README.md"]
+    assert len(readme) == 1 and readme[0]["models"][readme[0]["model"]]["path"]
+    assert sum(len(v) for v in specs.values()) >= 6
+    assert specs["spec.md"] and specs["real-models.md"] and specs["reference-sets.md"]
+    ages = [d for v in specs.values() for d in v if d.get("subgroups", {}).get("age")]
     assert ages and {c.attribute for c in build_checks(AuditSpec.model_validate(ages[0])) if c.family == "demographic"} == {"sex", "race", "age"}
