@@ -236,7 +236,7 @@ def test_csv_reproduces_estimates_of_a_sequential_audit(tmp_path):
     for item in data["items"]:
         assert _recompute(item, csv) == pytest.approx(item["estimate"], abs=1e-6), item["check"]
     html = (tmp_path / "r.html").read_text()
-    assert "anytime-valid" in html and "the fixed-sample interval at this n is" in html
+    assert "anytime-valid" in html and "the fixed-sample interval at this n" in html
 
 
 def test_prompts_and_messages_are_inert_in_html(written):
@@ -288,12 +288,19 @@ def test_heatmap_marks_the_subgroups_behind_failing_checks(written):
     assert html.count('class="hcell marked fail"') == sum(1 for e in data["rates"] if any(f in {i["id"] for i in failing} for f in e["flags"]))
 
 
-def test_hallucination_gallery_lists_the_most_confident_flags(written):
+def test_hallucination_gallery_spreads_over_cells_and_scores(written):
     _, folder, _ = written
     data = json.loads((folder / "r.json").read_text())
     (entry,) = data["hallucination"]
     probs = [t["probability"] for t in entry["top"]]
     assert probs == sorted(probs, reverse=True) and probs and min(probs) > 0.5
+    # spread: the most and the least confident flag of the item's images, and many cells
+    item = next(i for i in data["items"] if i["family"] == "hallucination")
+    csv = _read_csv(folder / "r.csv")
+    rows = csv[csv["cell"].isin(item["cells"]) & (csv["i"] < item["samples_per_cell"]) & csv["valid"]]
+    flagged = rows.loc[rows["p:COVID-19"] > 0.5, "p:COVID-19"]
+    assert probs[0] == pytest.approx(flagged.max(), abs=1e-6) and probs[-1] == pytest.approx(flagged.min(), abs=1e-6)
+    assert len(probs) == 8 and len({t["cell"] for t in entry["top"]}) >= 6
     assert all("COVID" not in t["prompt"] for t in entry["top"])
     item = next(i for i in data["items"] if i["family"] == "hallucination")
     assert entry["count"] / entry["n"] == pytest.approx(item["estimate"], abs=1e-6)
@@ -366,3 +373,83 @@ def test_empty_audit_still_writes(tmp_path):
     assert data["items"] == [] and data["samples"]["total"] == 0 and data["verdicts"]["error"] == 1
     assert "No samples were generated" in (tmp_path / "r.html").read_text()
     pytest.importorskip("jsonschema").validate(data, report.load_schema())
+
+
+# ------------------------------------------------------------------ layout pieces (html.py, gallery.py)
+
+from pytest_synthcxr.report import html as report_html  # noqa: E402
+from pytest_synthcxr.report.gallery import spread_pick  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "values, intervals, expected",
+    [
+        ((0.03, 0.039, 0.025, 0.052), 3, (0.02, 0.06, 0.01)),  # entropy bound 0.03: a quarter of the strip, not 3% of 0..1
+        ((0.1, 0.127, 0.085, 0.179), 3, (0.05, 0.2, 0.05)),  # FPR bound 0.1
+        ((0.05, 0.401, 0.245, 0.572), 3, (0.0, 0.8, 0.2)),  # a rate far above a small bound reads from 0
+        ((0.8, 1.0, 0.867, 1.0), 3, (0.7, 1.0, 0.1)),  # rates stay inside 0..1
+        ((150.0, 40.0, 30.0, 60.0), 3, (0.0, 200.0, 50.0)),  # beyond 1 (a distance): no clamp
+        ((-0.1, -0.02, -0.2, 0.05), 3, (-0.3, 0.1, 0.1)),  # signed differences
+        ((0.05, None, None, None), 3, (0.0, 0.1, 0.025)),  # no estimate: the threshold alone
+        ((0.1, float("nan"), float("-inf"), float("inf")), 3, (0.0, 0.2, 0.05)),
+    ],
+)
+def test_strip_axis_is_scaled_to_its_quantity(values, intervals, expected):
+    lo, hi, step = report_html.axis_range(list(values), intervals=intervals)
+    assert (lo, hi) == pytest.approx(expected[:2]) and step == pytest.approx(expected[2])
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    assert lo <= min(finite) and max(finite) <= hi  # everything drawn lies on the axis
+    assert round((hi - lo) / step) <= intervals + 1
+
+
+def test_strip_places_a_small_threshold_well_inside_the_strip():
+    item = {"threshold": 0.03, "direction": "max", "estimate": 0.039, "low": 0.025, "high": 0.052}
+    s = report_html.strip(item)
+    span = s["width"] - s["left"] - report_html.PLOT_RIGHT
+    assert (s["threshold"] - s["left"]) / span == pytest.approx(0.25, abs=0.01)  # 0.03 on 0.02..0.06
+    assert [t["label"] for t in s["ticks"]] == ["0.02", "0.03", "0.04", "0.05", "0.06"]
+    assert s["forbidden"] == (s["threshold"], s["ticks"][-1]["x"])  # max bound: forbidden above
+
+
+def test_plot_label_column_grows_with_long_labels():
+    rows = [{"label": "White female", "rate": 0.5, "low": 0.4, "high": 0.6}]
+    short = report_html.interval_plot(rows)
+    assert short["left"] == report_html.PLOT_LEFT and short["width"] == report_html.PLOT_WIDTH
+    label = "60-year-old Black or African American female"
+    wide = report_html.interval_plot([*rows, {**rows[0], "label": label}])
+    assert wide["left"] >= 16 + report_html.LABEL_CHAR_PX * len(label)
+    assert wide["width"] - wide["left"] == short["width"] - short["left"]  # the plot area keeps its size
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [("fail", ["b-fail", "c-inc", "x-error", "a-pass"]), ("warn", ["b-fail", "x-error", "a-pass", "c-inc"])],
+)
+def test_checks_table_lists_blocking_items_first_in_spec_order(policy, expected):
+    items = [
+        {"check": "a-pass", "verdict": "pass", "family": "validity"},
+        {"check": "b-fail", "verdict": "fail", "family": "bias"},
+        {"check": "c-inc", "verdict": "inconclusive", "family": "uncertainty"},
+    ]
+    data = {"spec": {"inconclusive": policy}, "items": items, "errors": {"x-error": "RuntimeError: boom"}}
+    rows = report_html.item_rows(data)
+    assert [r["item"]["check"] if r["item"] else r["error"][0] for r in rows] == expected
+    assert [r["blocks"] for r in rows] == [True] * (3 if policy == "fail" else 2) + [False] * (1 if policy == "fail" else 2)
+    assert report_html.filters(rows)["verdict"] == [("fail", 1), ("inconclusive", 1), ("error", 1), ("pass", 1)]
+
+
+def test_spread_pick_covers_cells_and_the_score_range():
+    # a saturated judge: 30 images of cell a at 1.0, then b and c, and one weak flag in a
+    scores = [1.0] * 30 + [0.999] * 5 + [0.98] * 5 + [0.6]
+    cells = ["a"] * 30 + ["b"] * 5 + ["c"] * 5 + ["a"]
+    picked = spread_pick(scores, cells, 4)
+    assert [scores[i] for i in picked] == sorted((scores[i] for i in picked), reverse=True)
+    assert picked[0] == 0 and picked[-1] == 40  # the most and the least confident flag
+    assert {cells[i] for i in picked} == {"a", "b", "c"}  # every cell, though the top 4 are all a
+    assert [scores[i] for i in sorted(range(len(scores)), key=lambda i: -scores[i])[:4]] == [1.0] * 4  # what "top 4" showed
+    assert spread_pick(scores, cells, 4) == picked  # deterministic
+    assert spread_pick([0.7, 0.9], ["a", "b"], 8) == [1, 0] and spread_pick([], [], 8) == []
+
+
+def test_probabilities_keep_the_digits_that_tell_them_from_1():
+    assert [report_html.prob(p) for p in (0.5, 0.99964, 0.999999, 1.0, None)] == ["0.500", "0.9996", "0.999999", "1.000", "–"]
