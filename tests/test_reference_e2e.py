@@ -59,9 +59,9 @@ def test_strip_axis_widens_for_quantities_beyond_zero_to_one():
     from pytest_synthcxr.report.html import strip
 
     rate = strip({"threshold": 0.05, "estimate": 0.2, "low": 0.1, "high": 0.3, "direction": "max"})
-    assert [t["label"] for t in rate["ticks"]] == ["0", "0.5", "1"]  # rates keep the 0..1 axis
+    assert [t["label"] for t in rate["ticks"]] == ["0", "0.1", "0.2", "0.3", "0.4"]  # a rate's axis fits the rate, inside 0..1
     fd = strip({"threshold": 1000.0, "estimate": 530.0, "low": 470.0, "high": 623.0, "direction": "max"})
-    assert [t["label"] for t in fd["ticks"]] == ["0", "500", "1000"]
+    assert [t["label"] for t in fd["ticks"]] == ["400", "600", "800", "1000", "1200"]  # beyond 1: its own range
     assert fd["x0"] < fd["x"] < fd["x1"] < fd["threshold"] == fd["forbidden"][0]
     negative = strip({"threshold": 0.05, "estimate": -0.02, "low": -0.07, "high": 0.03, "direction": "max"})
     assert negative["ticks"][0]["label"] == "-0.1" and negative["x0"] > negative["ticks"][0]["x"]
