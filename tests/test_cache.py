@@ -95,7 +95,8 @@ def test_warm_pool_generates_and_judges_nothing_and_serves_identical_scores(tmp_
     second = frame(warm)
     pd.testing.assert_frame_equal(first, second)
     assert warm.stats.generated == 0 and warm.stats.cached == len(first)
-    assert g.calls == 0 and j.calls == 0  # thumbnails came from the stored PNGs
+    # thumbnails came from the stored PNGs; the judge re-scored only the seeded verification sample
+    assert g.calls == 0 and j.calls == warm.verify_per_cell * len(CELLS)
     assert [t.tobytes() for c in CELLS for t in warm.thumbnails_of(c)] == [t.tobytes() for c in CELLS for t in cold.thumbnails_of(c)]
     pd.testing.assert_frame_equal(frame(pool(None)), first)  # and the same as without a cache
 
@@ -105,7 +106,9 @@ def test_unstored_images_are_drawn_again_only_for_thumbnails(tmp_path):
     g = CountingGenerator()
     warm = pool(SampleCache(tmp_path), generator=g, store=False)
     frame(warm)
-    assert warm.stats.generated == 0 and g.calls == 2 * len(CELLS)  # thumbnails of samples 0 and 1
+    # thumbnails of samples 0 and 1, and the seeded verification samples (unstored: drawn again)
+    assert warm.stats.generated == 0 and g.calls == warm.stats.redrawn
+    assert 2 * len(CELLS) < g.calls <= (2 + warm.verify_per_cell) * len(CELLS)
     assert SampleCache(tmp_path).counts()["images"] == 0
 
 

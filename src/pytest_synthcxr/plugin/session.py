@@ -238,8 +238,9 @@ class AuditSession:
         """A broken check fails its own item; a generator that cannot run (a pipeline that does
         not load, a device that is not there) stops the run with its one line."""
         from ..models.generators.diffusers import GeneratorError
+        from ..sampling.pool import CacheMismatch
 
-        if isinstance(exc, GeneratorError):
+        if isinstance(exc, (GeneratorError, CacheMismatch)):
             import pytest
 
             pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)

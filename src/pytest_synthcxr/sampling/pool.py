@@ -16,6 +16,10 @@ import numpy as np
 from .cells import Cell, derive_seed
 
 
+class CacheMismatch(Exception):
+    """A cached score the judge no longer gives: the cache cannot be trusted; str() is one line."""
+
+
 def score_column(output: str) -> str:
     """Column of the score table holding the judge's probability for an output."""
     return f"p:{output}"
@@ -75,6 +79,7 @@ class SamplePool:
         progress: Callable[[int, int], None] | None = None,
         cache: Any = None,
         store_images: bool | None = None,
+        verify_per_cell: int = 2,
     ) -> None:
         self.generator = generator
         self.judge = judge
@@ -88,6 +93,9 @@ class SamplePool:
         self.store_images = getattr(generator, "cache_images", True) if store_images is None else store_images
         self.stats = PoolStats()
         self._cells: dict[str, _CellSamples] = {}
+        #: cached scores re-judged per cell (a seeded choice) to catch an edited cache
+        self.verify_per_cell = verify_per_cell
+        self._verified: dict[str, int] = {}
 
     def ensure(self, cells: Sequence[Cell], n: int) -> None:
         """Generate and judge whatever samples 0..n-1 of these cells do not have yet."""
@@ -210,9 +218,10 @@ class SamplePool:
         scored = cache.scores(judge_fp, outputs, [f.image_sha for f in found if f.valid])
         nan_row = np.full(len(outputs), np.nan)
         need: list[tuple[_Todo, Any, np.ndarray | None]] = []
+        check = self._to_verify(hits, found, scored)
         for item, f in zip(hits, found):
             scores = scored.get(f.image_sha) if f.valid else nan_row
-            if scores is None or item[1] < self.thumbnails:
+            if scores is None or item[1] < self.thumbnails or (item[0].cell.key, item[1]) in check:
                 need.append((item, f, scores))
             else:
                 done[(item[0].cell.key, item[1])] = _Done(self._seed(item), f.valid, scores)
@@ -236,6 +245,19 @@ class SamplePool:
             loaded += [(item, f, scores, image) for (item, f, scores), image in zip(part, images)]
         for start in range(0, len(loaded), self.batch_size):
             part = loaded[start : start + self.batch_size]
+            verify = [j for j, (item, f, scores, _) in enumerate(part) if scores is not None and f.valid and (item[0].cell.key, item[1]) in check]
+            if verify:  # the judge now must agree with the stored score (an edited cache is caught)
+                now = self._judge(np.stack([part[j][3] for j in verify]), np.zeros(len(verify), dtype=bool))
+                for j, row in zip(verify, now):
+                    stored = part[j][2]
+                    if not np.allclose(row, stored, rtol=0.0, atol=1e-4, equal_nan=True):
+                        cell = part[j][0][0].cell
+                        k = int(np.nanargmax(np.abs(row - stored)))
+                        raise CacheMismatch(
+                            f"synthcxr: cache {getattr(cache, 'root', '')}: a stored score does not match the judge "
+                            f"(cell {cell.key!r}, sample {part[j][0][1]}, output {outputs[k]!r}: stored {stored[k]:.4f}, judged now {row[k]:.4f}; "
+                            "the cache was edited or the judge changed without a new fingerprint); delete the cache or use --synthcxr-no-cache"
+                        )
             unscored = [j for j, (_, f, scores, _) in enumerate(part) if scores is None]
             if unscored:  # a new judge: score the cached images, keep the scores
                 images = np.stack([part[j][3] for j in unscored])
@@ -247,6 +269,26 @@ class SamplePool:
                 done[(item[0].cell.key, item[1])] = _Done(self._seed(item), f.valid, scores, self._thumb(item[1], image))
                 self.stats.cached += 1
         return corrupt
+
+    def _to_verify(self, hits: list[_Todo], found: list[Any], scored: dict[str, np.ndarray]) -> set[tuple[str, int]]:
+        """(cell, index) of the cached samples to re-judge: up to verify_per_cell per cell per run,
+        picked by a seeded hash (the same ones on every run with this seed, different per cell)."""
+        import hashlib
+
+        by_cell: dict[str, list[int]] = {}
+        for item, f in zip(hits, found):
+            if f.valid and f.image_sha in scored:
+                by_cell.setdefault(item[0].cell.key, []).append(item[1])
+        chosen: set[tuple[str, int]] = set()
+        for key, indices in by_cell.items():
+            room = self.verify_per_cell - self._verified.get(key, 0)
+            if room <= 0:
+                continue
+            rank = sorted(indices, key=lambda i: hashlib.sha256(f"{self.base_seed}\x1f{key}\x1f{i}".encode()).digest())
+            picked = rank[:room]
+            self._verified[key] = self._verified.get(key, 0) + len(picked)
+            chosen.update((key, i) for i in picked)
+        return chosen
 
     def table(self, cells: Sequence[Cell], n: int) -> Any:
         """Score table of samples 0..n-1 of the cells (generating what is missing)."""
