@@ -390,7 +390,8 @@ def test_long_subgroup_labels_are_not_clipped(browser, tmp_path):
     from pytest_synthcxr.report import data as report_data
     from pytest_synthcxr.report import html as report_html
 
-    audit = make_audit(tmp_path)
+    spec = {"findings": ["Effusion"], "samples_per_cell": 10, "thumbnails": 1, "subgroups": {"sex": ["female", "male"], "race": ["White", "Hispanic"]}}
+    audit = make_audit(tmp_path, spec={**spec, "bias": [{"metric": "tpr", "statistic": "gap", "max": 0.1}], "hallucination": {"max_rate": 0.05}})
     data = report_data.build(audit)
     long_label = "60-year-old Black or African American female"
     for item in data["items"]:
