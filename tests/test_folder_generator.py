@@ -41,7 +41,7 @@ def test_exact_seeds_first_then_unused_rows_in_manifest_order(tmp_path):
         ["img/2.png", "Pleural effusion.", "", "female"],
         ["img/3.png", "Cardiomegaly.", "", "male"],
     ]
-    gen = FolderGenerator(_manifest(tmp_path, rows))
+    gen = FolderGenerator(_manifest(tmp_path, rows), height=24, width=24)
     images = gen.generate(["Pleural effusion.", "Pleural effusion.", "Cardiomegaly."], [7, 99, 5])
     assert images.shape == (3, 24, 24) and images.dtype == np.float32
     np.testing.assert_allclose(images[:, 0, 0], [0.2, 0.1, 0.4], atol=1 / 255)
@@ -54,9 +54,13 @@ def test_exact_seeds_first_then_unused_rows_in_manifest_order(tmp_path):
 def test_sixteen_bit_and_resized_images(tmp_path):
     _png(tmp_path / "a.png", 0.5, size=(32, 32), mode="I;16")
     _png(tmp_path / "b.png", 0.25, size=(16, 20))
-    gen = FolderGenerator(_manifest(tmp_path, [["a.png", "p", "", ""], ["b.png", "p", "", ""]]))
+    gen = FolderGenerator(_manifest(tmp_path, [["a.png", "p", "", ""], ["b.png", "p", "", ""]]), height=32, width=32)
     images = gen.generate(["p", "p"], [1, 2])
     assert images.shape == (2, 32, 32)
+    # each image on its own: the first one read does not set the size of the others
+    alone = FolderGenerator(tmp_path / "manifest.csv", height=8, width=8)
+    assert alone.generate(["p", "p"], [2, 1]).shape == (2, 8, 8) and gen.original_size("p", 2) == ""
+    assert sorted(alone.original_sizes.values()) == [(20, 16), (32, 32)]
     np.testing.assert_allclose(images[0], 0.5, atol=1e-4)
     np.testing.assert_allclose(images[1], 0.25, atol=1 / 255)
 
@@ -64,7 +68,7 @@ def test_sixteen_bit_and_resized_images(tmp_path):
 def test_unreadable_images_are_reported_not_fatal(tmp_path):
     _png(tmp_path / "ok.png", 0.5)
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    gen = FolderGenerator(_manifest(tmp_path, [["broken.png", "p", "", ""], ["ok.png", "p", "", ""]]))
+    gen = FolderGenerator(_manifest(tmp_path, [["broken.png", "p", "", ""], ["ok.png", "p", "", ""]]), height=24, width=24)
     images = gen.generate(["p", "p"], [1, 2])
     assert np.isnan(images[0]).all() and np.isfinite(images[1]).all()
     assert list(gen.settings["unreadable"]) == [str((tmp_path / "broken.png").resolve())]
@@ -76,7 +80,9 @@ def test_unreadable_images_are_reported_not_fatal(tmp_path):
         ([["missing.png", "p", "", ""]], None, "line 2: image not found: "),
         ([["../outside.png", "p", "", ""]], None, "line 2: image '../outside.png' is outside the manifest's folder"),
         ([["ok.png", "p", "x", ""]], None, "line 2: seed must be an integer, got 'x'"),
-        ([["ok.png"]], ("image",), "missing column(s) prompt (has: image)"),
+        ([["ok.png"]], ("image",), "missing column(s) prompt: its first line has 1 column(s); a manifest needs image, prompt"),
+        ([["o\x00k.png", "p", "", ""]], None, "line 2: the image path holds a NUL or control character"),
+        ([["\x1b[31mok.png", "p", "", ""]], None, "line 2: the image path holds a NUL or control character"),
         ([], None, "the manifest lists no images"),
     ],
 )
@@ -119,4 +125,4 @@ def test_end_to_end_folder_audit(pytester):
     _manifest(pytester.path / "partial", [["a.png", "Pleural effusion.", "", ""]])
     result = pytester.runpytest("--synthcxr-model=folder:partial/manifest.csv")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: synthcxr: model 'folder:partial/manifest.csv': *manifest.csv has no image for the prompt 'No acute cardiopulmonary process.' (needed by *)"])
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: model 'folder:partial/manifest.csv': *manifest.csv has no image for 1 prompt(s) the spec needs: 'No acute cardiopulmonary process.' (needed by *)*pytest_synthcxr.prompts*"])

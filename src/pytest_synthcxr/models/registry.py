@@ -401,12 +401,18 @@ def _check_manifest_prompts(plan: ModelPlan, checks: list[Any]) -> None:
     except GeneratorError as exc:
         raise ModelError(str(exc)) from None
     have = gen.prompts()
+    missing: dict[str, str] = {}  # every prompt the spec needs and the manifest lacks, in one message
     for c in checks:
         for cell in c.cells():
             if cell.prompt not in have:
-                raise ModelError(
-                    f"synthcxr: model {plan.name!r}: {gen.manifest} has no image for the prompt {cell.prompt!r} (needed by {c.nodename})"
-                )
+                missing.setdefault(cell.prompt, c.nodename)
+    if missing:
+        shown = "; ".join(f"{p!r} (needed by {n})" for p, n in list(missing.items())[:5])
+        more = f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ModelError(
+            f"synthcxr: model {plan.name!r}: {gen.manifest} has no image for {len(missing)} prompt(s) the spec needs: {shown}{more}; "
+            "`python -m pytest_synthcxr.prompts --spec <spec>` writes the full manifest template"
+        )
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -424,7 +430,8 @@ def load_generator(name: str, loaded: Any = None, *, device: str = "auto", allow
 
             return PhantomGenerator(c.preset or "phantom")
         if c.kind == "folder":
-            return FolderGenerator(plan.location or "", name=name, height=c.height, width=c.width)
+            side = None if c.height and c.width else _judge_input_size(plan, loaded)
+            return FolderGenerator(plan.location or "", name=name, height=c.height or side, width=c.width or side)
         if c.kind == "diffusers":
             return DiffusersGenerator(
                 plan.location or "",
@@ -449,6 +456,28 @@ def load_generator(name: str, loaded: Any = None, *, device: str = "auto", allow
         return factory(name, dict(c.options, path=plan.location), device=resolve_device(device), allow_pickle=allow_pickle)
     except GeneratorError as exc:
         raise ModelError(str(exc)) from None
+
+
+def _judge_input_size(plan: ModelPlan, loaded: Any) -> int:
+    """The largest input side of the model's judges: pre-generated images are resized to it, each
+    on its own (never to the size of whichever image happened to be read first)."""
+    from .judges import xrv
+
+    sides = []
+    for name in judge_names(plan, getattr(loaded, "spec", None)):
+        try:
+            c = resolve_judge(name, loaded, allow_pickle=True).config  # sizes only: nothing is loaded
+        except ModelError:
+            continue
+        if c.kind in ("phantom", "phantom-attributes"):
+            sides.append(224)
+        elif c.kind == "xrv":
+            sides.append(512 if (c.weights or "").startswith("resnet") else 224)
+        elif c.kind in xrv.ATTRIBUTE_MODELS:
+            sides.append(xrv.ATTRIBUTE_MODELS[c.kind][3])
+        elif c.kind in ("torchscript", "state-dict"):
+            sides.append(c.size)
+    return max(sides, default=256)
 
 
 def build_judge(plan: JudgePlan, *, device: str = "auto", allow_pickle: bool = False) -> Any:

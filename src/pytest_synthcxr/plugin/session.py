@@ -92,6 +92,10 @@ class AuditSession:
             try:
                 self._generator = load_generator(o.model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
                 self._judge = load_judge(o.model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
+                if hasattr(self._generator, "assign"):  # pre-generated images: rows assigned from the spec alone
+                    from ..sampling.manifest import requests
+
+                    self._generator.assign([(cell.prompt, seed) for cell, _, seed in requests(self.checks, o.seed)])
             except ModelError as exc:  # unusable model: stop the run with its one line, no traceback
                 import pytest
 

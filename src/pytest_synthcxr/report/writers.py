@@ -130,6 +130,9 @@ def write_csv(audit: Any, path: Path) -> Path:
         return _atomic_write(path, b"")
     prompts = {c.key: c.prompt for c in pool.cells()}
     table.insert(table.columns.get_loc("valid") + 1, "prompt", table["cell"].map(prompts))
+    size_of = getattr(pool.generator, "original_size", None)
+    if size_of is not None and "seed" in table.columns:  # pre-generated images: the size before resizing
+        table["original_size"] = [size_of(p, int(s)) for p, s in zip(table["prompt"], table["seed"])]
     return _atomic_write(path, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
 
 
