@@ -20,16 +20,14 @@ TEMPLATE_COLUMNS = ("image", "prompt", "seed", "cell", "index", "of")
 
 
 def requests(checks: Iterable[Any], base_seed: int) -> list[tuple[Cell, int, int]]:
-    """(cell, sample index, seed) of every sample the checks may ask for, in canonical order."""
-    cells: dict[str, Cell] = {}
-    budget: dict[str, int] = {}
-    for check in checks:
-        for cell in check.cells():
-            cells.setdefault(cell.key, cell)
-            budget[cell.key] = max(budget.get(cell.key, 0), int(check.samples))
-    keys = sorted(cells)
-    most = max(budget.values(), default=0)
-    return [(cells[k], i, derive_seed(base_seed, k, i)) for i in range(most) for k in keys if i < budget[k]]
+    """(cell, sample index, seed) of every sample the checks may ask for, in canonical order
+    (the same order ``python -m pytest_synthcxr.fill`` shards)."""
+    from .plan import cell_budgets
+
+    need = cell_budgets(list(checks))
+    ordered = sorted(need, key=lambda c: c.key)
+    most = max(need.values(), default=0)
+    return [(cell, i, derive_seed(base_seed, cell.key, i)) for i in range(most) for cell in ordered if i < need[cell]]
 
 
 def template(rows: Sequence[tuple[Cell, int, int]]) -> str:
