@@ -517,8 +517,9 @@ def image_uri(image: np.ndarray) -> str:
 
 
 def hallucination_gallery(entries: list[dict[str, Any]], pool: Any, subgroups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Regenerate the most confidently flagged images from their prompt and seed (the seed rule
-    makes them the very images that were judged), one generator call per probe."""
+    """Regenerate the gallery's flagged images (spread over cells and scores by the report data)
+    from their prompt and seed (the seed rule makes them the very images that were judged), one
+    generator call per probe."""
     out: dict[str, list[dict[str, Any]]] = {}
     if pool is None:
         return out
