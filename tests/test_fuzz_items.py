@@ -15,7 +15,7 @@ import pytest
 
 from pytest_synthcxr.checks.fuzz import FuzzCheck, build_fuzz_checks, judge_example
 from pytest_synthcxr.models.generators.phantom import PRESETS
-from pytest_synthcxr.stats.paired import compare_decisions
+from pytest_synthcxr.stats.paired import PairedTable, compare_decisions, newcombe_paired
 from pytest_synthcxr.sampling.prompts import parse_prompt
 from pytest_synthcxr.spec.schema import AuditSpec, SpecError, load_spec
 
@@ -26,7 +26,7 @@ findings = ["Effusion", "Cardiomegaly"]
 [[fuzz]]
 property = "demographic-invariance"
 findings = ["Atelectasis"]
-delta = 0.2
+delta = 0.05
 max_examples = 10
 samples = 48
 
@@ -124,22 +124,24 @@ def _comparison(only_a: int, only_b: int, both: int, neither: int, alpha: float)
     return compare_decisions(a, b, alpha)
 
 
-def test_a_pair_falsifies_only_a_large_and_supported_change():
+def test_a_pair_falsifies_only_when_its_interval_lies_beyond_delta():
     check = FuzzCheck(name="x", samples=32, threshold=0.2, direction="max", prop="demographic-invariance", finding="Effusion", max_examples=10)
-    alpha = check.example_alpha(0.95)
-    big = judge_example(check, _comparison(0, 9, 13, 10, alpha), 0.95)  # -9/32: large, McNemar p = 2^-8
-    assert big.falsified and big.size.value == pytest.approx(9 / 32) and big.size.low > 0
-    assert big.comparison.mcnemar.pvalue < alpha
-    # as large, but split both ways: no supported change
-    mixed = judge_example(check, _comparison(2, 9, 11, 10, alpha), 0.95)
-    assert mixed.size.value == pytest.approx(7 / 32) and not mixed.falsified
-    # supported but not larger than delta
-    small = judge_example(check, _comparison(0, 6, 16, 10, alpha), 0.95)
-    assert small.comparison.mcnemar.pvalue < 0.05 and not small.falsified
+    assert check.interval_alpha(0.95) == pytest.approx(2 * check.example_alpha(0.95)) == pytest.approx(0.01)
+    alpha = check.interval_alpha(0.95)  # each bound one-sided at 0.005
+    big = judge_example(check, _comparison(0, 20, 4, 8, alpha), 0.95)  # -20/32: |A - B| far beyond delta
+    low, high = newcombe_paired(PairedTable(4, 0, 20, 8), alpha)
+    assert big.falsified and big.size.value == pytest.approx(20 / 32) and big.size.low == pytest.approx(-high) and -high > 0.2
+    # -9/32 > delta and McNemar rejects "no change" (p = 2^-8), but the interval reaches below delta
+    large = judge_example(check, _comparison(0, 9, 13, 10, alpha), 0.95)
+    assert large.comparison.mcnemar.pvalue < check.example_alpha(0.95) and large.size.value > 0.2
+    assert large.size.low < 0.2 and not large.falsified
+    # a change exactly at delta, however many seeds, is allowed
+    at = judge_example(check, _comparison(0, 200, 400, 400, alpha), 0.95)
+    assert at.size.value == pytest.approx(0.2) and not at.falsified
     # negation is one-sided: fewer X with "no X" never falsifies it
     negation = FuzzCheck(name="y", samples=32, threshold=0.2, direction="max", prop="negation", finding="Effusion", max_examples=10)
-    assert not judge_example(negation, _comparison(0, 9, 13, 10, alpha), 0.95).falsified
-    assert judge_example(negation, _comparison(9, 0, 13, 10, alpha), 0.95).falsified
+    assert not judge_example(negation, _comparison(0, 20, 4, 8, alpha), 0.95).falsified
+    assert judge_example(negation, _comparison(20, 0, 4, 8, alpha), 0.95).falsified
 
 
 @pytest.mark.parametrize(
@@ -246,7 +248,9 @@ def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom
     assert max(rates.values()) == max(omission.values()), rates
     planted = rates[f"{a.sex}/{a.race}"] - rates[f"{b.sex}/{b.race}"]
     assert (planted > 0) == (x["difference"] < 0) and abs(x["difference"]) > fuzz["delta"]
-    assert x["pvalue"] < fuzz["alpha"] == pytest.approx(0.05 / 10)
+    # falsified by the interval: its one-sided bound (two-sided at 2 x 0.05 / 10) lies beyond delta
+    assert fuzz["alpha"] == pytest.approx(2 * 0.05 / 10)
+    assert x["difference_low"] > fuzz["delta"] or x["difference_high"] < -fuzz["delta"]
     # the item's own numbers: |A - B| of that pair with its interval at the spec's 95%, inside the 99.5% one
     assert item["confidence"] == 0.95 and item["estimate"] == pytest.approx(abs(x["difference"]))
     assert item["low"] < item["estimate"] < item["high"] and item["high"] - item["low"] < x["difference_high"] - x["difference_low"]
@@ -273,7 +277,7 @@ def test_phantom_biased_fails_with_the_shrunk_pair_replayed_next_run_and_phantom
     faithful = _run(pytester, "phantom", "--synthcxr-cache-dir=cache2", "--synthcxr-json=out/3.json", "-v")
     faithful.assert_outcomes(passed=5)
     escaped = ["".join(f"[{c}]" if c in "[]" else c for c in name) for name in (ITEM, *OTHERS)]
-    faithful.stdout.fnmatch_lines([f"synthcxr::{name} PASSED*" for name in escaped])  # laterality: no Cardiomegaly, it has no side
+    faithful.stdout.fnmatch_lines([f"synthcxr.toml::{name} PASSED*" for name in escaped])  # laterality: no Cardiomegaly, it has no side
     passed = {i["check"]: i for i in json.loads((pytester.path / "out" / "3.json").read_text())["items"]}
     assert all(i["verdict"] == "pass" and not i["fuzz"]["falsified"] for i in passed.values())
     assert passed[ITEM]["fuzz"]["examples"] == 10 and all(passed[name]["fuzz"]["examples"] == 3 for name in OTHERS)

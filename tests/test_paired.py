@@ -46,12 +46,30 @@ def test_newcombe_paired_matches_the_formula_by_hand():
     n = 16
     p1, p2 = (e + f) / n, (e + g) / n
     (l1, u1), (l2, u2) = wilson_by_hand(e + f, n), wilson_by_hand(e + g, n)
-    phi = (e * h - f * g) / math.sqrt((e + f) * (g + h) * (e + g) * (f + h))  # 14 / sqrt(11*5*6*10)
+    # Newcombe's continuity adjustment: e h - f g = 14 moves n / 2 = 8 towards 0
+    phi = (e * h - f * g - n / 2) / math.sqrt((e + f) * (g + h) * (e + g) * (f + h))  # 6 / sqrt(11*5*6*10)
     low = p1 - p2 - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
     high = p1 - p2 + math.sqrt((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)
     got = newcombe_paired(PairedTable(e, f, g, h))
     assert got == pytest.approx((low, high), abs=1e-9)
     assert got[0] < 0.3125 < got[1]
+
+
+@pytest.mark.parametrize("table", [PairedTable(12, 1, 7, 1), PairedTable(1, 1, 7, 12)])
+def test_newcombe_paired_matches_the_published_example(table):
+    # Newcombe (1998), Stat Med 17:2635, method 10 on his worked example: [-0.5069, -0.0256]
+    # (without the continuity adjustment to phi the interval would be [-0.5017, -0.0361])
+    low, high = newcombe_paired(table)
+    assert (round(low, 4), round(high, 4)) == (-0.5069, -0.0256)
+
+
+def test_newcombe_paired_adjustment_stops_at_zero():
+    # e h - f g = 2 < n / 2: the adjusted phi is 0, the two Wilson half-widths add in quadrature
+    e, f, g, h = 2, 3, 3, 4
+    n = 12
+    (l1, u1) = wilson_by_hand(e + f, n)
+    low, high = newcombe_paired(PairedTable(e, f, g, h))
+    assert (low, high) == pytest.approx((-math.hypot(5 / 12 - l1, u1 - 5 / 12), math.hypot(u1 - 5 / 12, 5 / 12 - l1)), abs=1e-9)
 
 
 def test_identical_decisions_give_a_zero_difference_whose_interval_holds_zero():

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_synthcxr import stats
 from pytest_synthcxr.checks.base import ANYTIME_GROWTH, Result
-from pytest_synthcxr.stats.sequential import adjust, more_samples_note, rounds, schedule
+from pytest_synthcxr.stats.sequential import adjust, more_samples_note, rounds, run_check, schedule
 from pytest_synthcxr.stats.intervals import Estimate
 
 RUNS = 1000
@@ -96,17 +96,52 @@ def result(name, verdict, value=0.3, low=0.2, high=0.4, threshold=0.1, samples=1
     )
 
 
-def test_holm_on_the_fail_side_only():
+def test_fail_side_correction_labels_fails_and_never_changes_a_verdict():
     results = {"a": result("a", "fail"), "b": result("b", "fail"), "c": result("c", "pass"), "d": result("d", "inconclusive")}
     # Holm with m = 4: sorted p 0.001 (x4 = 0.004 <= 0.05: rejected), 0.02 (x3 = 0.06 > 0.05: kept)
     adjusted = adjust(results, {"a": 0.001, "b": 0.02}, 0.95, "holm")
-    assert adjusted["a"].verdict == "fail" and adjusted["a"].p_fail == pytest.approx(0.004)
-    assert adjusted["b"].verdict == "inconclusive" and "holm across 4 items" in adjusted["b"].note
-    assert adjusted["c"].verdict == "pass" and adjusted["d"].verdict == "inconclusive"
-    # BH: 0.02 <= 2/4 * 0.05 = 0.025, so both rejected
+    assert {k: r.verdict for k, r in adjusted.items()} == {k: r.verdict for k, r in results.items()}
+    assert adjusted["a"].familywise is True and adjusted["a"].p_fail == pytest.approx(0.004)
+    # b still fails (it blocks the release); only its label says it is not significant family-wise
+    assert adjusted["b"].familywise is False and adjusted["b"].p_fail == pytest.approx(0.06)
+    assert "not significant family-wise" in adjusted["b"].note and "Holm across 4 items" in adjusted["b"].note
+    assert adjusted["b"].message().startswith("fail: ") and "still blocks the release" in adjusted["b"].message()
+    assert adjusted["c"].familywise is None and adjusted["d"].familywise is None
+    # BH: 0.02 <= 2/4 * 0.05 = 0.025, so both labelled significant (false-discovery rate)
     bh = adjust(results, {"a": 0.001, "b": 0.02}, 0.95, "bh")
-    assert bh["b"].verdict == "fail"
+    assert bh["b"].verdict == "fail" and bh["b"].familywise is True
     assert adjust(results, {"a": 0.001, "b": 0.02}, 0.95, "none") == results
+
+
+class _Scripted:
+    """A check whose verdict at each look is scripted (run_check only reads the verdicts)."""
+
+    nodename, samples, threshold, direction = "scripted", 64, 0.1, "max"
+
+    def __init__(self, verdicts, strict):
+        self.verdicts, self.strict, self.calls = list(verdicts), strict, 0
+
+    def round_growth(self):
+        return 2.0
+
+    def evaluate(self, table, confidence, *, interval="fixed", looks=1):
+        v = self.verdicts[min(self.calls, len(self.verdicts) - 1)]
+        self.calls += 1
+        return result("scripted", v, samples=table)
+
+    def decide(self, table, alpha, interval, looks):
+        return Estimate(0.3, 0.2, 0.4, table) if self.strict else Estimate(0.3, 0.05, 0.4, table)
+
+
+def test_a_fail_seen_at_one_look_stays_a_fail():
+    # looks 8, 16, 32, 64: fails at 8 (not at alpha / items), then the later looks lose it
+    check = _Scripted(["fail", "inconclusive", "pass", "pass"], strict=False)
+    got, table = run_check(check, lambda c, n: n, 0.95, sequential=True, first_round=8, items=10)
+    assert got.verdict == "fail" and got.samples == 8 and table == 8 and check.calls == 3  # stopped at the pass
+    # without a correction a fail stops sampling at once
+    check = _Scripted(["fail", "pass"], strict=False)
+    got, _ = run_check(check, lambda c, n: n, 0.95, sequential=True, first_round=8, items=1)
+    assert got.verdict == "fail" and check.calls == 1
 
 
 def test_more_samples_note():
@@ -118,3 +153,15 @@ def test_more_samples_note():
     # lopsided (clipped at 0): the upper half 0.106 crosses the threshold 0.075 away, not the mean half
     clipped = result("a", "inconclusive", value=0.025, low=0.0, high=0.131, threshold=0.1, samples=120)
     assert more_samples_note(clipped) == "about 120 more samples per cell would likely decide it"
+
+
+@pytest.mark.parametrize("method, name", [("holm", "holm"), ("bh", "fdr_bh")])
+def test_adjusted_p_matches_statsmodels(method, name):
+    from statsmodels.stats.multitest import multipletests
+
+    from pytest_synthcxr.stats.sequential import adjusted_p
+
+    rng = np.random.default_rng(3)
+    for m in (1, 2, 5, 40):
+        p = np.where(rng.random(m) < 0.5, 1.0, rng.random(m) * 0.2)
+        assert adjusted_p(list(p), method) == pytest.approx(list(multipletests(p, method=name)[1]), abs=1e-12)

@@ -81,12 +81,25 @@ def test_auroc_hand_computed_and_interval():
     est = stats.auroc([0.9, 0.8, 0.4], [0.5, 0.3])
     assert est.value == pytest.approx(5 / 6)
     assert est.low < 5 / 6 < est.high
-    # Hanley-McNeil with A = 5/6, n1 = 3, n0 = 2
-    a = 5 / 6
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    se = math.sqrt((a * (1 - a) + 2 * (q1 - a * a) + 1 * (q2 - a * a)) / 6)
-    assert est.high == pytest.approx(min(1.0, a + 1.959964 * se), abs=1e-5)
+    # Newcombe's score interval (method 5): both bounds solve (A - t)^2 = z^2 V(t), where V is
+    # Hanley-McNeil's variance at t with N* = (3 + 2) / 2 in place of n1 and n0
+    a, z = 5 / 6, 1.959963984540054
+
+    def v(t):
+        return t * (1 - t) / 6 * (1 + 1.5 * ((1 - t) / (2 - t) + t / (1 + t)))
+
+    for bound in (est.low, est.high):
+        assert (a - bound) ** 2 == pytest.approx(z * z * v(bound), abs=1e-9)
     assert stats.auroc([1, 2, 3], [0, -1]).value == 1.0
+
+
+def test_auroc_interval_keeps_its_width_at_one():
+    # 20 + 20 perfectly separated: the bound solves 1 - t = z^2 t (1 + 19 (1 - t) / (2 - t) + 19 t / (1 + t)) / 400
+    est = stats.auroc(np.arange(20) + 100.0, np.arange(20.0))
+    assert est.value == 1.0 and est.high == 1.0
+    t, z = est.low, 1.959963984540054
+    assert 1 - t == pytest.approx(z * z * t * (1 + 19 * ((1 - t) / (2 - t) + t / (1 + t))) / 400, abs=1e-9)
+    assert 0.85 < est.low < 0.95  # not the Hanley-McNeil [1, 1]
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,9 @@ class Result:
     budget: int = 0
     #: multiple-testing adjusted p-value of the fail side (None: not adjusted)
     p_fail: float | None = None
+    #: a fail's label from the fail-side correction: significant family-wise or not (None: not a
+    #: fail, or no correction). Either way a fail blocks the release.
+    familywise: bool | None = None
     note: str = ""
     #: the judge-error (Rogan-Gladen) corrected rate, where the spec gives the judge's accuracy
     corrected: Estimate | None = None
@@ -107,6 +110,7 @@ class Result:
             "samples_per_cell": self.samples,
             "budget_per_cell": self.budget,
             "p_fail_adjusted": None if self.p_fail is None else _round(self.p_fail),
+            "familywise": self.familywise,
             "note": self.note,
             "judge_corrected": None if self.corrected is None or self.judge_accuracy is None else {
                 "estimate": _round(self.corrected.value),

@@ -5,10 +5,14 @@ No hypothesis, no I/O here (the search runs in :mod:`pytest_synthcxr.fuzz.sample
 says what an item tests and how one example's paired numbers are judged.
 
 An example is a counterfactual prompt pair generated on the same ``samples`` seeds. It falsifies
-the property when the change of the judge's rate of the finding (A - B, paired decisions) is
-larger than ``delta`` *and* statistically supported: McNemar's exact test rejects "no change" at
-``alpha / max_examples`` (Bonferroni over the examples the search may try, so a faithful model
-fails an item with probability at most about alpha). Two-sided properties (demographic and
+the property only when the data show the change of the judge's rate of the finding (A - B,
+paired decisions) is larger than ``delta``: the one-sided bound of Newcombe's paired interval at
+level ``alpha / max_examples`` (Bonferroni over the examples the search may try) lies beyond
+delta. A model exactly at delta is then falsified by one example with probability at most
+alpha / max_examples, so a model within delta fails an item with probability at most about
+alpha. (McNemar's test of "no change" is still shown, descriptive only: a change smaller than
+delta is allowed, so rejecting "no change" never falsifies; the earlier rule did, and falsified
+a model exactly at delta 42-46% of the time at larger n.) Two-sided properties (demographic and
 paraphrase invariance) compare |A - B| with delta; negation and laterality are one-sided: the
 prompt saying "no X" must not draw X more often than the same prompt without that clause, and
 the prompt asking for X on one side must not show X on the *other* hemithorax more often than
@@ -62,7 +66,13 @@ class FuzzCheck(Check):
         return ()  # fuzz items generate their own prompts (PairedSampler), never pool cells
 
     def example_alpha(self, confidence: float) -> float:
+        """One example's one-sided level (Bonferroni over the examples the search may try)."""
         return (1 - confidence) / self.max_examples
+
+    def interval_alpha(self, confidence: float) -> float:
+        """Alpha of the two-sided paired interval whose bounds are one-sided bounds at
+        example_alpha (each tail gets example_alpha)."""
+        return min(1.0, 2 * self.example_alpha(confidence))
 
 
 @dataclass(frozen=True)
@@ -95,15 +105,10 @@ def size_of(check: FuzzCheck, d: Estimate) -> Estimate:
 
 def judge_example(check: FuzzCheck, comparison: PairedComparison, confidence: float) -> Judged:
     """The falsification rule of the module docstring applied to one example's paired decisions
-    (`comparison` made at level check.example_alpha(confidence))."""
-    d = comparison.difference
-    size = size_of(check, d)
-    if check.prop in TWO_SIDED:
-        supported = comparison.mcnemar.only_a + comparison.mcnemar.only_b > 0
-    else:  # negation, laterality: only more X with "no X" (on the wrong side) counts
-        supported = comparison.mcnemar.only_a > comparison.mcnemar.only_b
-    alpha = check.example_alpha(confidence)
-    falsified = bool(d.n and size.value > check.threshold and supported and comparison.mcnemar.pvalue < alpha)
+    (`comparison` made at level check.interval_alpha(confidence)): falsified when the interval of
+    the compared size lies wholly above delta."""
+    size = size_of(check, comparison.difference)
+    falsified = bool(comparison.difference.n and size.low > check.threshold)
     return Judged(comparison, size, falsified)
 
 
@@ -123,8 +128,7 @@ class FuzzResult(Result):
         return (
             f"fail: {x['change']} moves the {f['finding']} rate by {x['difference']:+.3f} "
             f"({x['rate_a']:.3f} vs {x['rate_b']:.3f}; {level} CI {x['difference_low']:+.3f}, {x['difference_high']:+.3f}) "
-            f"> delta {self.threshold:g} on {x['n']} paired seeds, discordant {x['only_a']}/{x['only_b']}, "
-            f"McNemar p = {x['pvalue']:.3g}; shrunk after {f['examples']} examples: {x['base']!r} vs {x['changed']!r}"
+            f"beyond delta {self.threshold:g} on {x['n']} paired seeds, discordant {x['only_a']}/{x['only_b']}; shrunk after {f['examples']} examples: {x['base']!r} vs {x['changed']!r}"
         )
 
     def as_dict(self) -> dict[str, Any]:

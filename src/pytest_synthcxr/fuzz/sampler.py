@@ -193,7 +193,7 @@ def run_property(check: FuzzCheck, sampler: PairedSampler, *, confidence: float,
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
     from hypothesis import seed as seeded
 
-    alpha = check.example_alpha(confidence)
+    alpha = check.interval_alpha(confidence)  # one-sided bounds at example_alpha each
     failures: list[Example] = []
     state: dict[str, Any] = {"calls": 0, "worst": None}
 

@@ -77,6 +77,8 @@ class AuditItem(pytest.Item):
             ("threshold", f"{result.threshold:g}"),
             ("n", str(e.n)),
         ]
+        if result.familywise is not None:  # a fail's label from the fail-side correction; it blocks either way
+            self.user_properties.append(("familywise", str(result.familywise).lower()))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, AuditFailure):

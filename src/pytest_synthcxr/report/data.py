@@ -60,6 +60,7 @@ def build(audit: Any) -> dict[str, Any]:
         "seed": audit.options.seed,
         "samples": {"total": total, "valid": valid, "invalid": total - valid, "cells": len(prompts)},
         "verdicts": audit.verdict_counts(),
+        "blocking": audit.blocking_count(),  # the banner's count: what pytest reports failed
         "items": items,
         "errors": dict(sorted(audit.errors.items())),
         "rates": rates,

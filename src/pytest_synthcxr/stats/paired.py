@@ -4,7 +4,8 @@ Two prompts generated on the same seeds share every random draw of the generator
 of prompt A and sample i of prompt B form a pair and the comparison is paired:
 - judge decisions (0/1): McNemar's test on the discordant pairs (statsmodels ``mcnemar``; exact
   binomial by default) and Newcombe's (1998, method 10) score interval for the difference of two
-  paired proportions, built from the two Wilson intervals and the phi correlation of the table;
+  paired proportions, built from the two Wilson intervals and the phi correlation of the table
+  with Newcombe's continuity adjustment (his published example 12/1/7/1 gives [-0.5069, -0.0256]);
 - judge probabilities: a Student t interval on the per-seed differences, clipped to [-1, 1].
 Differences are always A minus B.
 """
@@ -92,7 +93,11 @@ def mcnemar_test(table: PairedTable, exact: bool = True) -> McNemar:
 
 
 def newcombe_paired(table: PairedTable, alpha: float = 0.05) -> tuple[float, float]:
-    """Newcombe's method-10 interval for p_A - p_B of paired proportions."""
+    """Newcombe's method-10 interval for p_A - p_B of paired proportions.
+
+    phi (the correlation of the two decisions) gets Newcombe's continuity adjustment: its
+    numerator e h - f g moves n / 2 towards 0 (and stops at 0). Without it the interval is too
+    narrow (it missed 15% at n = 32; benchmarks/paired_coverage.py)."""
     n = table.n
     if n == 0:
         return -1.0, 1.0
@@ -101,7 +106,9 @@ def newcombe_paired(table: PairedTable, alpha: float = 0.05) -> tuple[float, flo
     l1, u1 = wilson(e + f, n, alpha)
     l2, u2 = wilson(e + g, n, alpha)
     denominator = (e + f) * (g + h) * (e + g) * (f + h)
-    phi = (e * h - f * g) / math.sqrt(denominator) if denominator > 0 else 0.0
+    cross = e * h - f * g
+    cross = max(cross - n / 2, 0.0) if cross > 0 else min(cross + n / 2, 0.0)
+    phi = cross / math.sqrt(denominator) if denominator > 0 else 0.0
     d = p1 - p2
     below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
