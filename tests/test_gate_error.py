@@ -46,14 +46,14 @@ class SimulatedRate(HallucinationCheck):
         return Measured(proportion(int(table.sum()), int(table.size), alpha, interval, self.threshold))
 
 
-def gate_runs(items: int, bad: float, runs: int, sequential: bool, seed: int) -> dict[str, list[list[str]]]:
-    """Verdicts of every item per run and correction; item 0 is truly bad (rate `bad`), the others
-    truly good. The same draws feed every correction."""
+def gate_runs(items: int, bad: float, runs: int, sequential: bool, seed: int, good: float = GOOD) -> dict[str, list[list[tuple[str, Any]]]]:
+    """(verdict, family-wise label) of every item per run and correction; item 0 is truly bad
+    (rate `bad`), the others truly good (rate `good`). The same draws feed every correction."""
     checks = [SimulatedRate(name=f"i{k}", samples=BUDGET, threshold=THRESHOLD, direction="max") for k in range(items)]
     rng = np.random.default_rng(seed)
-    out: dict[str, list[list[str]]] = {c: [] for c in CORRECTIONS}
+    out: dict[str, list[list[tuple[str, Any]]]] = {c: [] for c in CORRECTIONS}
     for _ in range(runs):
-        truth = np.array([bad] + [GOOD] * (items - 1))
+        truth = np.array([bad] + [good] * (items - 1))
         draws = {c.nodename: (rng.random(BUDGET) < p).astype(np.int8) for c, p in zip(checks, truth)}
 
         def table_of(check: Any, n: int) -> Any:
@@ -64,12 +64,18 @@ def gate_runs(items: int, bad: float, runs: int, sequential: bool, seed: int) ->
 
         for correction in CORRECTIONS:
             results = run_all(checks, table_of, 1 - ALPHA, sequential=sequential, first_round=FIRST, correction=correction, on_error=on_error)
-            out[correction].append([results[c.nodename].verdict for c in checks])
+            out[correction].append([(results[c.nodename].verdict, results[c.nodename].familywise) for c in checks])
     return out
 
 
-def ship_rate(verdicts: list[list[str]], policy: str) -> float:
-    return float(np.mean([ships(v, policy) for v in verdicts]))
+def verdicts(runs: list[list[tuple[str, Any]]], demote: bool = False) -> list[list[str]]:
+    """The runs' verdicts; demote: as the earlier rule had them (a fail not significant
+    family-wise turned inconclusive), for comparison."""
+    return [["inconclusive" if demote and v == "fail" and fw is False else v for v, fw in run] for run in runs]
+
+
+def ship_rate(runs: list[list[tuple[str, Any]]], policy: str, demote: bool = False) -> float:
+    return float(np.mean([ships(v, policy) for v in verdicts(runs, demote)]))
 
 
 def test_blocks_and_ships():
@@ -83,7 +89,7 @@ def test_a_correction_never_makes_shipping_a_bad_model_more_likely(sequential):
     # a bad item just past its bound (0.11 > 0.10) among 8: the hardest case for the gate
     runs = gate_runs(items=8, bad=0.11, runs=60 if sequential else 400, sequential=sequential, seed=16)
     # the correction only labels fails: every run gets the same verdicts with and without it
-    assert runs["holm"] == runs["none"] == runs["bh"]
+    assert verdicts(runs["holm"]) == verdicts(runs["none"]) == verdicts(runs["bh"])
     rates = {policy: ship_rate(runs["none"], policy) for policy in POLICIES}
     # the safe policy: a bad model ships only when its bad item passes, at most alpha
     assert rates["fail"] <= ALPHA

@@ -54,6 +54,8 @@ def test_pyproject_table_found(tmp_path):
         ("[[bias]]\nmax = 0.1\nthreshold = 2\n", "bias[0].threshold: unknown key; allowed keys: by, findings, max, max_decrease, max_increase, metric, min, prompt, relative_to_baseline, samples, statistic"),
         ("[hallucination]\nmax_rate = 0.1\nprobes = ['Flu']\n", "hallucination[0].probes[0]: Input should be 'COVID-19'"),
         ("[subgroups]\nreference = {sex = 'female', race = 'Asian'}\nrace = ['White']\n", "subgroups: reference race='Asian' is not in subgroups.race ['White']"),
+        ('[subgroups]\nsex = ["female", "female"]\n', "subgroups: sex lists 'female' twice: ['female', 'female']"),
+        ('[subgroups]\nrace = ["Black", "White", "Black"]\n', "subgroups: race lists 'Black' twice"),
     ],
 )
 def test_errors_are_one_line_naming_file_and_key(tmp_path, body, expected):

@@ -55,6 +55,11 @@ class Subgroups(_Section):
     def _reference_in_grid(self) -> "Subgroups":
         if len(set(self.age)) != len(self.age):
             raise ValueError(f"age lists an age twice: {self.age}")
+        for attribute in ("sex", "race"):  # a value listed twice would count the same images twice
+            values = getattr(self, attribute)
+            if len(set(values)) != len(values):
+                twice = sorted({v for v in values if values.count(v) > 1})
+                raise ValueError(f"{attribute} lists {', '.join(map(repr, twice))} twice: {values}")
         for attribute, value in self.reference.items():
             allowed = getattr(self, attribute)
             if value not in allowed:
