@@ -392,7 +392,13 @@ ONE_LINE = {
         "samples_per_cell = 2\nfindings = ['Effusion']\n[subgroups]\nsex = ['female']\nrace = ['White']\n"
         "[[bias]]\nmetric = 'tpr'\nstatistic = 'gap'\nmax = 0.1\n",
         (),
-        "subgroup",
+        "a gap compares subgroups, but by = sex*race gives only one",
+    ),
+    "single-subgroup-ratio": (
+        "samples_per_cell = 2\nfindings = ['Effusion']\n[subgroups]\nsex = ['female']\nrace = ['White', 'Black']\n"
+        "[[bias]]\nby = ['sex']\nstatistic = 'ratio'\nmin = 0.8\n",
+        (),
+        "a ratio compares subgroups, but by = sex gives only one",
     ),
     "cuda-missing": (SPEC, ("--synthcxr-device=cuda:7",), "--synthcxr-device=cuda:7"),
     "mps-missing": (SPEC, ("--synthcxr-device=mps",), "--synthcxr-device=mps"),
@@ -402,6 +408,8 @@ ONE_LINE = {
     "zero-samples": (SPEC.replace("samples_per_cell = 2", "samples_per_cell = 0"), (), "samples_per_cell"),
     "zero-items": ("samples_per_cell = 2\nfindings = ['Effusion']\n[subgroups]\nsex = ['female']\nrace = ['White']\n", (), "no audit items"),
 }
+#: a spec that collects no items is a collection error (exit 2), not a silent exit 0
+EXIT = {"zero-items": pytest.ExitCode.INTERRUPTED}
 
 
 @pytest.mark.parametrize("spec, args, fragment", ONE_LINE.values(), ids=ONE_LINE)
@@ -413,17 +421,20 @@ def test_one_line_never_a_traceback(pytester, spec, args, fragment):
     if "mps" in fragment and torch.backends.mps.is_available():
         pytest.skip("this machine has the device")
     result = _run(pytester, spec, *args, "--synthcxr-no-cache")
-    line = _one_line(result, fragment)
+    case = next(k for k, v in ONE_LINE.items() if v == (spec, args, fragment))
+    line = _one_line(result, fragment, EXIT.get(case, pytest.ExitCode.USAGE_ERROR))
     assert "\x1b" not in result.stdout.str() + result.stderr.str()
     assert line.count("synthcxr") >= 1
 
 
 def test_an_invalid_model_index_is_one_line_before_any_test(pytester):
-    for name, content in {"garbage": "{not json", "list": "[1, 2]", "binary": "\xff\xfe"}.items():
+    cases = {"garbage": "{not json", "list": "[1, 2]", "binary": "\xff\xfe", "no-class": '{"unet": ["diffusers", "UNet2DConditionModel"]}',
+             "bad-component": '{"_class_name": "StableDiffusionPipeline", "unet": {"x": 1}}', "deep": "[" * 100_000}  # fmt: skip
+    for name, content in cases.items():
         folder = pytester.path / name
         folder.mkdir()
         (folder / "model_index.json").write_text(content, encoding="latin-1")
-        result = _run(pytester, SPEC, f"--synthcxr-model={folder}")
+        result = _run(pytester, FOLDER_SPEC, f"--synthcxr-model={folder}")
         _one_line(result, str(folder))
 
 

@@ -319,6 +319,15 @@ class AuditSpec(_Section):
                 )
         if self.subgroups.age and not self.demographic:
             raise ValueError("subgroups.age names ages for the demographic-fidelity prompts only, and there is no [[demographic]] item")
+        for k, b in enumerate(self.bias):  # a gap, ratio or deviation over one subgroup compares nothing
+            groups = 1
+            for attribute in b.by:
+                groups *= len(set(getattr(self.subgroups, attribute)))
+            if b.statistic != "prompt-effect" and groups < 2:
+                raise ValueError(
+                    f"bias[{k}]: a {b.statistic} compares subgroups, but by = {'*'.join(b.by)} gives only one "
+                    f"({', '.join(f'{a} = {getattr(self.subgroups, a)}' for a in b.by)}); list at least two in [subgroups]"
+                )
         return self
 
 

@@ -53,11 +53,42 @@ def check_pipeline_folder(folder: Path, name: str, allow_pickle: bool) -> None:
     """Cheap checks (no imports) of a local pipeline folder; raises GeneratorError."""
     if not (folder / "model_index.json").is_file():
         raise GeneratorError(ERR_NOT_PIPELINE.format(name=name, path=folder))
+    check_model_index(folder / "model_index.json", name)
     if not allow_pickle:
         bad = pickle_only_components(folder)
         if bad:
             sub, files = bad[0]
             raise GeneratorError(ERR_PICKLE.format(name=name, path=sub, files=", ".join(files)))
+
+
+def check_model_index(path: Path, name: str) -> None:
+    """model_index.json must be a JSON object naming its pipeline class and components (as lists
+    [library, class]); anything else is one line now, not a traceback inside the first item.
+    The message describes the file, never prints it."""
+    import json
+
+    where = f"synthcxr: model {name!r}: {path}"
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise GeneratorError(f"{where}: larger than 1 MiB; not a diffusers model_index.json")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise GeneratorError(f"{where}: not UTF-8 text; a diffusers model_index.json is JSON") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        why = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise GeneratorError(f"{where}: not valid JSON ({why})") from None
+    except OSError as exc:
+        raise GeneratorError(f"{where}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise GeneratorError(f"{where}: a JSON {type(data).__name__}, not an object with '_class_name' and the pipeline's components")
+    if not isinstance(data.get("_class_name"), str) or not data["_class_name"].isidentifier():
+        raise GeneratorError(f"{where}: '_class_name' must name the pipeline class (e.g. \"StableDiffusionPipeline\")")
+    for key, value in data.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict) or (isinstance(value, list) and not (len(value) == 2 and all(v is None or isinstance(v, str) for v in value))):
+            shown = key if key.isidentifier() else "(a key that is not a name)"
+            raise GeneratorError(f"{where}: component {shown[:60]!r} must be [library, class] or null")
 
 
 def _quiet() -> None:
