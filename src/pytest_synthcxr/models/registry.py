@@ -104,6 +104,10 @@ def _abs(path: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text)
+
+
 def known_models(spec: Any = None) -> list[str]:
     names = set(BUILTIN_MODELS) | set(ALIASES) | set(_eps(GENERATOR_GROUP))
     if spec is not None:
@@ -122,6 +126,9 @@ def _unknown(name: str, source: str, spec: Any) -> ModelError:
 def resolve_model(name: str, source: str, loaded: Any = None, *, allow_pickle: bool = False) -> ModelPlan:
     """Resolve a model name cheaply; raises ModelError with one line."""
     from .generators.diffusers import GeneratorError, check_pipeline_folder
+
+    if _has_control(name):  # it would be printed to the terminal as it is: refused, shown escaped
+        raise ModelError(f"synthcxr: model {name!r} (from {source}): names and paths may not hold control characters (such as ANSI escapes)")
 
     spec = getattr(loaded, "spec", None)
     base = _spec_dir(loaded)
@@ -254,6 +261,8 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
     """Resolve a judge name cheaply (checks its files exist); raises ModelError with one line."""
     from .judges import xrv
 
+    if _has_control(name):
+        raise ModelError(f"synthcxr: judge {name!r}: names may not hold control characters (such as ANSI escapes)")
     spec = getattr(loaded, "spec", None)
     base = _spec_dir(loaded)
     where = f"[tool.synthcxr.judges.{name}]"
