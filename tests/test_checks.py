@@ -74,6 +74,17 @@ def test_selection_rate_counts_every_image_of_the_group():
     assert result.estimate.high == pytest.approx(max(abs(lo), abs(hi)))
 
 
+def test_deviation_counts_distinct_images():
+    # three subgroups, two comparisons with the reference: 3 x 5 images, the reference's counted once
+    B = (("sex", "female"), ("race", "Black"))
+    check = BiasCheck(
+        name="x", samples=5, threshold=0.2, direction="max", statistic="deviation", finding="Effusion",
+        subgroups=(F, H, B), reference=F, named=False,
+    )
+    t = table({Cell("Effusion", g, False): {"Effusion": calls(k, 5)} for g, k in ((F, 4), (H, 2), (B, 3))})
+    assert check.evaluate(t, 0.95).estimate.n == 15
+
+
 def test_prompt_effect_pairs_named_with_plain():
     check = BiasCheck(name="x", samples=10, threshold=0.1, direction="max", statistic="prompt-effect", finding="Effusion", subgroups=(F, H))
     t = table(

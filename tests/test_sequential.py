@@ -144,15 +144,48 @@ def test_a_fail_seen_at_one_look_stays_a_fail():
     assert got.verdict == "fail" and check.calls == 1
 
 
-def test_more_samples_note():
-    r = result("a", "inconclusive", value=0.08, low=0.03, high=0.13, threshold=0.1, samples=100)
-    # half-width 0.05, distance 0.02: n * (0.05 / 0.02)^2 = 625, so 525 more
-    assert more_samples_note(r) == "about 525 more samples per cell would likely decide it"
-    at = result("a", "inconclusive", value=0.1, low=0.05, high=0.15, threshold=0.1)
-    assert "sits at the threshold" in more_samples_note(at)
-    # lopsided (clipped at 0): the upper half 0.106 crosses the threshold 0.075 away, not the mean half
-    clipped = result("a", "inconclusive", value=0.025, low=0.0, high=0.131, threshold=0.1, samples=120)
-    assert more_samples_note(clipped) == "about 120 more samples per cell would likely decide it"
+def _rate_check(budget):
+    """A hallucination-like rate check whose score table is an array of 0/1 judge calls."""
+    from dataclasses import dataclass
+
+    from pytest_synthcxr.checks.base import Measured
+    from pytest_synthcxr.checks.hallucination import HallucinationCheck
+
+    @dataclass(frozen=True)
+    class Rate(HallucinationCheck):
+        @property
+        def quantity(self):
+            return "simulated rate"
+
+        def cells(self):
+            return ()
+
+        def measure(self, table, alpha, interval="fixed", looks=1):
+            return Measured(stats.proportion(int(table.sum()), int(table.size), alpha, interval, self.threshold))
+
+    return Rate(name="rate", samples=budget, threshold=0.10, direction="max")
+
+
+def test_more_samples_note_comes_from_the_rule_that_runs():
+    check = _rate_check(100)
+    # 4 of 100 against a bound of 0.10, fixed sampling: Wilson [0.016, 0.098] already passes; 6 of 100 does not
+    data = np.array([1] * 6 + [0] * 94, dtype=np.int8)
+    result, _ = run_check(check, lambda c, n: data[:n], 0.95, sequential=False, first_round=16)
+    assert result.verdict == "inconclusive"
+    note = result.note
+    assert note.startswith("about ") and "more samples per cell (" in note and "if the truth were the current estimate" in note
+    more, total = int(note.split()[1]), int(note.split("(")[1].split()[0])
+    assert total == 100 + more and total in (200, 400)  # fixed designs double: 200, 400
+    # the claim holds: at that size Wilson on resampled 6% data decides >= 80% of the time
+    rng = np.random.default_rng(0)
+    decided = [stats.wilson(int((rng.random(total) < 0.06).sum()), total)[1] <= 0.10 for _ in range(400)]
+    assert np.mean(decided) >= 0.7
+    # an estimate on the bound: even 4x the budget rarely decides it, and the note says so
+    at = np.array([1] * 10 + [0] * 90, dtype=np.int8)
+    result, _ = run_check(check, lambda c, n: at[:n], 0.95, sequential=False, first_round=16)
+    assert result.note.startswith("even 400 samples per cell (4x the budget)") and "close to the threshold" in result.note
+    # reproducible (seeded by the item's name)
+    assert run_check(check, lambda c, n: at[:n], 0.95, sequential=False, first_round=16)[0].note == result.note
 
 
 @pytest.mark.parametrize("method, name", [("holm", "holm"), ("bh", "fdr_bh")])

@@ -97,6 +97,7 @@ class BiasCheck(Check):
         rc, rn = counts[ref_index]
         others = [i for i in range(len(self.subgroups)) if i != ref_index]
         estimate, worst = largest_difference([(counts[i][0], counts[i][1], rc, rn) for i in others], alpha, interval)
+        estimate = replace(estimate, n=sum(n for _, n in counts))  # distinct images: the reference once, not once per comparison
         w, r = groups[others[worst]], groups[ref_index]
         detail = f"largest: {w.label} {w.value:.3f} vs reference {r.label} {r.value:.3f}"
         return Measured(estimate, detail, groups, denominator=min(n for _, n in counts), denominator_what=SMALLEST)

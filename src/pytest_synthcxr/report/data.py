@@ -175,10 +175,11 @@ def _subgroup_of(row_sex: str, row_race: str) -> tuple[tuple[str, str], ...]:
 
 
 def _rates(table: Any, spec: Any, confidence: float) -> list[dict[str, Any]]:
-    """TPR and SR of every finding x subgroup x prompt style present in the pool (all its samples).
+    """TPR and SR of every finding x subgroup x prompt style present in the pool.
 
     TPR: images generated for the finding in the subgroup that the judge calls positive for it.
-    SR: all images of the subgroup (any finding asked, or a normal study) called positive for it.
+    SR: all images of the subgroup (any finding asked, or a normal study) called positive for it,
+    the same number of samples from each of its cells (the weighting the bias items use).
     """
     if table is None:
         return []
@@ -205,7 +206,7 @@ def _rates(table: Any, spec: Any, confidence: float) -> list[dict[str, Any]]:
                 complete = asked_findings <= set(group_rows["finding"])
                 for metric, selected in (
                     ("tpr", group_rows[group_rows["finding"] == finding]),
-                    ("sr", group_rows if complete else group_rows.iloc[:0]),
+                    ("sr", _equal_per_cell(group_rows) if complete else group_rows.iloc[:0]),
                 ):
                     n = int(len(selected))
                     if n == 0:
@@ -228,6 +229,16 @@ def _rates(table: Any, spec: Any, confidence: float) -> list[dict[str, Any]]:
                         }
                     )
     return out
+
+
+def _equal_per_cell(rows: Any) -> Any:
+    """The first k samples of every cell, k the fewest any of them has: a selection rate pooled
+    over cells with the same weight per cell, as the bias items pool it (cells that other items
+    grew further would otherwise weigh more)."""
+    if rows.empty:
+        return rows
+    k = int(rows.groupby("cell")["i"].max().min()) + 1
+    return rows[rows["i"] < k]
 
 
 def _implicated(check: Any, item: dict[str, Any]) -> list[tuple[tuple[tuple[str, str], ...], tuple[str, ...]]]:
