@@ -51,3 +51,20 @@ def load_baseline(path: Path | None) -> dict[str, Any] | None:
     from ..report.schema import SCHEMA_VERSION
 
     return load(path, SCHEMA_VERSION)  # BaselineError: one line, the callers show it
+
+
+def check_explicit_spec(config: pytest.Config) -> None:
+    """An explicit --synthcxr-spec must exist and be valid even when no model is given (a typo in
+    CI must not turn the audit into a silent green run)."""
+    value = getattr(config.option, "synthcxr_spec", None)
+    if not value:
+        return
+    path = Path(value).absolute()
+    if not path.is_file():
+        raise pytest.UsageError(f"synthcxr: --synthcxr-spec {path}: no such file")
+    from ..spec.schema import SpecError, load_spec
+
+    try:
+        load_spec(path)
+    except SpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
