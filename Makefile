@@ -20,7 +20,7 @@ venv: $(STAMP)
 # Audits the built-in biased phantom model (it is meant to fail) and writes the HTML report.
 demo: $(STAMP)
 	@mkdir -p $(REPORT_DIR)
-	@$(BIN)/pytest $(REPORT_DIR) -p no:cacheprovider --synthcxr-model=phantom-biased --synthcxr-cache-dir=.synthcxr-cache \
+	@$(BIN)/pytest audits/demo.synthcxr.toml --synthcxr-cache-dir=.synthcxr-cache \
 		--synthcxr-report=$(REPORT_DIR)/report.html --synthcxr-json=$(REPORT_DIR)/report.json \
 		--synthcxr-csv=$(REPORT_DIR)/samples.csv; status=$$?; \
 	echo "HTML audit report: $(abspath $(REPORT_DIR))/report.html"; exit $$status

@@ -36,25 +36,37 @@ def test_without_a_model_the_plugin_adds_nothing(pytester):
 
 
 def test_collect_only_lists_stable_ids(pytester):
+    """--synthcxr-model with the rootdir's synthcxr.toml: ids under that file (pasteable)."""
     pytester.makefile(".toml", synthcxr=SMALL_SPEC)
     result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
         [
-            "synthcxr::bias[[]tpr-gap-Effusion-sex*race[]]",
-            "synthcxr::bias[[]tpr-gap-Effusion-sex*race-named[]]",
-            "synthcxr::validity[[]sensitivity-Cardiomegaly[]]",
-            "synthcxr::validity[[]fpr-Effusion[]]",
-            "synthcxr::uncertainty[[]Cardiomegaly[]]",
-            "synthcxr::hallucination[[]COVID-19[]]",
+            "synthcxr.toml::bias[[]tpr-gap-Effusion-sex*race[]]",
+            "synthcxr.toml::bias[[]tpr-gap-Effusion-sex*race-named[]]",
+            "synthcxr.toml::validity[[]sensitivity-Cardiomegaly[]]",
+            "synthcxr.toml::validity[[]fpr-Effusion[]]",
+            "synthcxr.toml::uncertainty[[]Cardiomegaly[]]",
+            "synthcxr.toml::hallucination[[]COVID-19[]]",
             "*9 tests collected*",
         ]
     )
 
 
-def test_model_in_spec_turns_the_audit_on(pytester):
+def test_builtin_spec_ids_read_synthcxr(pytester):
+    result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["synthcxr::bias[[]tpr-gap-Effusion-sex*race[]]", "*tests collected*"])
+
+
+def test_an_audit_file_runs_when_selected_not_on_a_bare_run(pytester):
     pytester.makefile(".toml", synthcxr='model = "phantom"\n' + SMALL_SPEC)
-    result = pytester.runpytest("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*9 tests collected*"])
+    pytester.makepyfile(test_unit="def test_ok():\n    pass\n")
+    bare = pytester.runpytest("--collect-only", "-q")
+    bare.stdout.fnmatch_lines(["test_unit.py::test_ok", "*1 test collected*"])
+    for args in (["synthcxr.toml"], ["."]):
+        result = pytester.runpytest(*args, "--collect-only", "-q")
+        result.stdout.fnmatch_lines(["*10 tests collected*"] if args == ["."] else ["*9 tests collected*"])
+    unit = pytester.runpytest("test_unit.py", "--collect-only", "-q")
+    unit.stdout.fnmatch_lines(["*1 test collected*"])
 
 
 def test_keyword_and_marker_selection(pytester):
@@ -109,12 +121,13 @@ def test_bad_option_values_are_usage_errors(pytester, option, value):
 
 
 def test_ini_keys_configure_the_audit(pytester):
+    """The ini model is the default of audit files that name none; it starts no audit by itself."""
     pytester.makefile(".toml", audit=SMALL_SPEC)
-    pytester.makeini("[pytest]\nsynthcxr_model = phantom\nsynthcxr_spec = audit.toml\nsynthcxr_seed = 5\n")
+    pytester.makeini("[pytest]\nsynthcxr_model = phantom\nsynthcxr_seed = 5\n")
     result = pytester.runpytest("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*9 tests collected*"])
-    result = pytester.runpytest("--collect-only")
-    result.stdout.fnmatch_lines(["synthcxr: model phantom, spec *audit.toml, seed 5, 9 checks"])
+    result.stdout.fnmatch_lines(["*no tests collected*"])
+    result = pytester.runpytest("audit.toml", "--collect-only")
+    result.stdout.fnmatch_lines(["synthcxr: *audit.toml: model phantom, seed 5, 9 checks", "*9 tests collected*"])
 
 
 def test_plugin_import_is_cheap():

@@ -62,14 +62,14 @@ def test_reference_sections_expand_into_stable_items(pytester):
     result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
         [
-            "synthcxr::versus-real[[]tpr-gap-Effusion[]]",
-            "synthcxr::versus-real[[]hallucination-COVID-19[]]",
-            "synthcxr::fidelity[[]excess[]]",
-            "synthcxr::fidelity[[]excess-Edema[]]",
-            "synthcxr::fidelity[[]excess-female-White[]]",
-            "synthcxr::fidelity[[]excess-male-White[]]",
-            "synthcxr::diversity[[]msssim-Effusion[]]",
-            "synthcxr::memorization[[]nn-cosine-0.995[]]",
+            "synthcxr.toml::versus-real[[]tpr-gap-Effusion[]]",
+            "synthcxr.toml::versus-real[[]hallucination-COVID-19[]]",
+            "synthcxr.toml::fidelity[[]excess[]]",
+            "synthcxr.toml::fidelity[[]excess-Edema[]]",
+            "synthcxr.toml::fidelity[[]excess-female-White[]]",
+            "synthcxr.toml::fidelity[[]excess-male-White[]]",
+            "synthcxr.toml::diversity[[]msssim-Effusion[]]",
+            "synthcxr.toml::memorization[[]nn-cosine-0.995[]]",
             "*8 tests collected*",
         ]
     )

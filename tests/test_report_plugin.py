@@ -27,7 +27,7 @@ max = 0.2
 [hallucination]
 max_rate = 0.05
 """
-ITEMS = ("synthcxr::bias[tpr-gap-Effusion-sex*race-named]", "synthcxr::hallucination[COVID-19]")
+ITEMS = ("synthcxr.toml::bias[tpr-gap-Effusion-sex*race-named]", "synthcxr.toml::hallucination[COVID-19]")
 PROPERTIES = {"verdict", "estimate", "ci_low", "ci_high", "threshold", "n"}
 
 
@@ -43,7 +43,7 @@ def test_a_run_writes_junit_properties_json_html_and_compares_with_a_baseline(py
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # phantom-biased hallucinates: the audit gates
     data = json.loads((pytester.path / "out" / "first.json").read_text())
     by_name = {i["check"].split("[", 1)[1][:-1]: i for i in data["items"]}
-    assert {f"synthcxr::{i['check']}" for i in data["items"]} == set(ITEMS)
+    assert {f"synthcxr.toml::{i['check']}" for i in data["items"]} == set(ITEMS)
 
     # JUnit XML: every item carries its numbers as properties, equal to the JSON's
     cases = list(ET.parse(pytester.path / "out" / "junit.xml").iter("testcase"))

@@ -2,7 +2,7 @@
 
 Imported by the plugin's collector only when an audit with fuzz sections runs. Every fuzz item of
 a run shares one :class:`~pytest_synthcxr.fuzz.sampler.PairedSampler` on the audit's generator and judge
-(a prompt scored for one item is free for the next), kept in ``config.stash``. The hypothesis
+(a prompt scored for one item is free for the next), kept on the audit session. The hypothesis
 example database lives under the synthcxr cache dir (``<cache dir>/hypothesis/<item>``), so a
 falsifying pair found by one run is replayed first by the next; with ``--synthcxr-no-cache``
 there is no database.
@@ -11,7 +11,7 @@ there is no database.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ..checks.fuzz import FuzzCheck, FuzzResult
     from .session import AuditSession
 
-SAMPLER_KEY = pytest.StashKey[Any]()
+#: every fuzz item of one audit shares its paired sampler, kept on the audit session
+SAMPLER_ATTR = "_fuzz_sampler"
 #: folder of the hypothesis example database inside the synthcxr cache dir
 DATABASE_DIR = "hypothesis"
 
@@ -52,11 +53,11 @@ def run_fuzz_check(audit: "AuditSession", check: "FuzzCheck", config: pytest.Con
     from ..sampling.cells import derive_seed
     from ..fuzz.sampler import PairedSampler, outcome_result, run_property
 
-    sampler = config.stash.get(SAMPLER_KEY, None)
+    sampler = audit.__dict__.get(SAMPLER_ATTR)
     if sampler is None:
         pool = audit.pool
         sampler = PairedSampler(pool.generator, pool.judge, audit.options.seed, batch_size=audit.spec.batch_size)
-        config.stash[SAMPLER_KEY] = sampler
+        audit.__dict__[SAMPLER_ATTR] = sampler
     folder = database_dir(config, check)
     database = None
     if folder is not None:
@@ -75,9 +76,9 @@ def run_fuzz_check(audit: "AuditSession", check: "FuzzCheck", config: pytest.Con
     return result
 
 
-def fuzz_summary(config: pytest.Config) -> str | None:
+def fuzz_summary(audit: "AuditSession") -> str | None:
     """The terminal summary's line on what the fuzz items generated (None: no fuzz item ran)."""
-    sampler = config.stash.get(SAMPLER_KEY, None)
+    sampler = audit.__dict__.get(SAMPLER_ATTR)
     if sampler is None:
         return None
     return f"fuzz: {sampler.generated} images generated and judged for {sampler.prompts} prompts (the same seeds for every prompt)"

@@ -1,27 +1,28 @@
-"""pytest hooks only: options, turning the audit spec into items, and writing the report.
+"""pytest hooks only: options, collecting audit spec files, and starting the run's audits.
 
-This module is loaded by every pytest run in the environment, so it imports nothing heavy:
-the spec schema, statistics, torch and the report are imported only once an audit is requested.
+This module is the pytest11 entry point, loaded by every pytest run in the environment, so it
+imports nothing heavy: the spec schema, statistics, torch and the report are imported only once
+an audit is requested (an audit file is collected, or --synthcxr-model is given).
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from .items import AUDIT_KEY, FAMILY_MARKERS, AuditItem
-from .options import baseline_option, cache_dir, device_option, model_in_spec, path_option, reference_option, seed_option, setting, spec_location
-
-if TYPE_CHECKING:
-    from .session import AuditSession
+from .collect import SpecFile, is_spec_file
+from .items import FAMILY_MARKERS, RUN_KEY
+from .options import device_option, rate_option, seed_option
+from .run import AuditRun, selected_from_args
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("synthcxr", "synthetic chest X-ray generator audit")
     options = [
-        ("model", None, "model alias or path to audit (default: 'model' in the spec; none: no audit)"),
-        ("spec", None, "audit spec TOML (default: [tool.synthcxr] in pyproject.toml, else synthcxr.toml in the rootdir, else the built-in spec)"),
+        ("model", None, "model alias or path to audit; given alone, audits the spec below (default: 'model' in each audit file)"),
+        ("spec", None, "audit spec TOML for --synthcxr-model (default: [tool.synthcxr] in pyproject.toml, else synthcxr.toml in the rootdir, else the built-in spec)"),
         ("report", None, "write the self-contained HTML audit report here (default: none)"),
         ("json", None, "write the audit results as JSON here (default: none)"),
         ("csv", None, "write every sample's judge scores as CSV here (default: none)"),
@@ -57,6 +58,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="allow loading pickle weight files (.bin, .pt, .ckpt), which can run code (default: safetensors only)",
     )
     parser.addini("synthcxr_allow_pickle", "ini equivalent of --synthcxr-allow-pickle", type="bool", default=False)
+    group.addoption(
+        "--synthcxr-plan-rate",
+        dest="synthcxr_plan_rate",
+        type=rate_option,
+        default=None,
+        help="with --synthcxr-plan: images per second generated and judged, for the time estimate (default: time a few images now)",
+    )
+    group.addoption(
+        "--synthcxr-progress-interval",
+        dest="synthcxr_progress_interval",
+        type=rate_option,
+        default=None,
+        help="seconds between progress lines when the output is not a terminal, e.g. a CI log (default: 30)",
+    )
+    # set from pasted synthcxr::<item> ids (see pytest_load_initial_conftests); not for direct use
+    group.addoption("--synthcxr-select", dest="synthcxr_select", action="append", default=None, help=argparse.SUPPRESS)
+
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    # a pasted synthcxr::<item> id names no file: take it off the command line, keep it as a selection
+    picked = selected_from_args(args)
+    if picked:
+        args.extend(f"--synthcxr-select={p}" for p in picked)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,160 +92,30 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{family}: synthcxr {text}")
     if config.option.help or getattr(config.option, "version", False):
         return
-    spec_path = spec_location(config)
-    model = setting(config, "model")
-    source = "--synthcxr-model"
-    if model is None:
-        model = model_in_spec(spec_path)
-        source = f"'model' in {spec_path}"
-    if model is None:
-        return  # nothing asked for: the plugin adds nothing to this run
-    from ..models.aliases import ModelError
-    from ..models.loading import check_model
-    from .session import AuditSession, RunOptions
-    from ..spec.schema import SpecError, load_spec
+    from .guards import check_explicit_spec
 
-    allow_pickle = bool(config.option.synthcxr_allow_pickle or config.getini("synthcxr_allow_pickle"))
-    try:
-        loaded = load_spec(spec_path)
-        check_model(model, source, loaded, allow_pickle=allow_pickle)
-    except (SpecError, ModelError) as exc:
-        raise pytest.UsageError(str(exc)) from None
-    seed = setting(config, "seed", seed_option)
-    options = RunOptions(
-        model=model,
-        seed=loaded.spec.seed if seed is None else seed,
-        device=setting(config, "device", device_option) or "auto",
-        report=path_option(config, "report"),
-        json=path_option(config, "json"),
-        csv=path_option(config, "csv"),
-        allow_pickle=allow_pickle,
-        baseline=baseline_option(config),
-        cache_dir=cache_dir(config),
-        reference=reference_option(config, loaded),
-    )
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    log = (lambda line: reporter.write_line(line)) if reporter is not None else None
-    from ..report.baseline import BaselineError
-
-    try:
-        audit = AuditSession(loaded, options, log=log)
-    except (BaselineError, SpecError) as exc:  # a relative bound without a usable baseline; reference-measured judge error without a reference
-        raise pytest.UsageError(str(exc)) from None
-    config.stash[AUDIT_KEY] = audit
-    config.pluginmanager.register(_AuditPlugin(audit), "synthcxr-audit")
-    if config.pluginmanager.hasplugin("html"):  # pytest-html: link to the audit report, per-item numbers
-        from ..report.pytest_html_hooks import PytestHtmlHooks
-
-        config.pluginmanager.register(PytestHtmlHooks(audit, config), "synthcxr-pytest-html")
+    check_explicit_spec(config)  # even without a model: a mistyped --synthcxr-spec is an error
+    model_only = bool(getattr(config.option, "synthcxr_model", None))
+    selected = list(getattr(config.option, "synthcxr_select", None) or [])
+    if selected and not model_only:
+        raise pytest.UsageError(f"synthcxr: {selected[0]} is an item of the --synthcxr-model audit: pass --synthcxr-model too")
+    run = AuditRun(config, model_only=model_only, selected_ids=selected)
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(run, "synthcxr-run")
+    if model_only:
+        run.open_model_only()
 
 
-class AuditCollector(pytest.Collector):
-    """Parent of the audit items, so their ids read synthcxr::bias[...]."""
-
-    def __init__(self, *, audit: "AuditSession", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.audit = audit
-
-    def collect(self) -> list[pytest.Item]:
-        items = [AuditItem.from_parent(self, name=check.nodename, check=check, audit=self.audit) for check in self.audit.checks]
-        if self.audit.spec.fuzz:  # [[fuzz]] sections: hypothesis searches, not score-table checks
-            from ..checks.fuzz import build_fuzz_checks
-            from .fuzz_item import FuzzItem
-
-            items += [FuzzItem.from_parent(self, name=c.nodename, check=c, audit=self.audit) for c in build_fuzz_checks(self.audit.spec)]
-        return items
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    config = parent.config
+    if RUN_KEY not in config.stash or file_path.suffix != ".toml":
+        return None
+    if _named(config, file_path) or (is_spec_file(file_path) and config.args_source != pytest.Config.ArgsSource.INVOCATION_DIR):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
 
 
-class _AuditPlugin:
-    """Hooks that only matter while an audit runs (registered by pytest_configure)."""
-
-    def __init__(self, audit: "AuditSession") -> None:
-        self.audit = audit
-        self.written: list[Path] = []
-        self.controller = False  # the pytest-xdist controller: workers run the items and write the files
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.controller = session.config.pluginmanager.getplugin("dsession") is not None
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-        # tryfirst: added before -k / -m deselection runs, so both apply to audit items
-        collector = AuditCollector.from_parent(session, name="synthcxr", nodeid="synthcxr", path=config.rootpath, audit=self.audit)
-        # the public collection hooks, so reporters count these items like collected ones
-        session.ihook.pytest_collectstart(collector=collector)
-        report = session.ihook.pytest_make_collect_report(collector=collector)
-        session.ihook.pytest_collectreport(report=report)
-        if report.passed:
-            items.extend(report.result)
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        # after -k / -m deselection: only the selected checks are sampled
-        self.audit.selected = [item.check for item in session.items if isinstance(item, AuditItem) and item.check.family != "fuzz"]
-        if session.config.option.synthcxr_plan:
-            from ..sampling.plan import extra_lines, format_plan, plan
-
-            spec = self.audit.spec
-            rows, total = plan(
-                self.audit.selected, sequential=spec.sampling == "sequential", first_round=spec.first_round,
-                alpha=1 - spec.confidence, power=spec.power, margin=spec.margin,
-            )
-            fuzz = [item.check for item in session.items if isinstance(item, AuditItem) and item.check.family == "fuzz"]
-            reference = self.audit.options.reference
-            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            lines = format_plan(rows, total, power=spec.power, margin=spec.margin) + extra_lines(fuzz, len(reference) if reference is not None else None)
-            for line in lines:
-                reporter.write_line(line) if reporter else print(line)
-            pytest.exit("synthcxr: plan printed, nothing generated", returncode=pytest.ExitCode.OK)
-
-    def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        o = self.audit.options
-        return [f"synthcxr: model {o.model}, spec {self.audit.loaded.display}, seed {o.seed}, {len(self.audit.checks)} checks"]
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        # runs after interrupts and -x too: whatever finished is written
-        if (self.audit.results or self.audit.errors) and not self.controller:
-            self.written = self.audit.write_outputs()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" and report.failed and report.nodeid.startswith("synthcxr::") and not self.controller:
-            name = report.nodeid.split("::", 1)[1]
-            if name not in self.audit.results:
-                self.audit.errors[name] = str(report.longrepr).splitlines()[-1] if report.longrepr else "error"
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.controller:
-            o = self.audit.options
-            files = [str(p) for p in (o.report, o.json, o.csv) if p is not None]
-            terminalreporter.section("synthcxr audit")
-            terminalreporter.write_line(
-                "audited by the xdist workers, sharing the sample cache"
-                + (f" in {o.cache_dir}" if o.cache_dir else " (no cache: each worker generated its own samples)")
-                + (f"; each wrote the same numbers to {', '.join(files)}" if files else "")
-            )
-            return
-        if not (self.audit.results or self.audit.errors):
-            return
-        terminalreporter.section("synthcxr audit")
-        counts = self.audit.verdict_counts()
-        terminalreporter.write_line(", ".join(f"{v} {k}" for k, v in counts.items()))
-        stats = self.audit._pool.stats if self.audit._pool is not None else None
-        if stats is not None:
-            terminalreporter.write_line(
-                f"{stats.generated} images generated ({stats.invalid} invalid), "
-                f"generation {stats.generation_seconds:.1f}s, judging {stats.judge_seconds:.1f}s"
-            )
-        if self.audit.spec.fuzz:
-            from .fuzz_item import fuzz_summary
-
-            fuzz_line = fuzz_summary(terminalreporter.config)
-            if fuzz_line:
-                terminalreporter.write_line(fuzz_line)
-        cache = self.audit.cache_summary()
-        if cache is not None:
-            terminalreporter.write_line(
-                f"sample cache: {cache['hits']} hits, {cache['misses']} misses, {cache['samples']} samples, "
-                f"{cache['size_bytes'] / 2**20:.1f} MiB in {cache['dir']}"
-            )
-        for path in self.written:
-            terminalreporter.write_line(f"report written: {path}")
+def _named(config: pytest.Config, path: Path) -> bool:
+    """The file itself is on the command line (any .toml holding a spec, e.g. pyproject.toml)."""
+    here = config.invocation_params.dir
+    return any((here / a.split("::", 1)[0]).resolve() == path.resolve() for a in config.args if not a.startswith("-"))

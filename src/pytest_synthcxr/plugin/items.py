@@ -24,6 +24,8 @@ FAMILY_MARKERS = {
     "fuzz": "property-based prompt fuzzing (hypothesis search over counterfactual prompt pairs)",
 }
 AUDIT_KEY = pytest.StashKey["AuditSession"]()
+#: the run's audits (plugin.run.AuditRun)
+RUN_KEY = pytest.StashKey[Any]()
 
 
 class SynthCXRInconclusiveWarning(pytest.PytestWarning):

@@ -31,6 +31,16 @@ def device_option(value: str) -> str:
     return value
 
 
+def rate_option(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}") from None
+    if not rate > 0 or rate == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
+    return rate
+
+
 def setting(config: pytest.Config, name: str, parse: Any = None) -> Any:
     value = getattr(config.option, f"synthcxr_{name}", None)
     if value is None:
@@ -51,15 +61,21 @@ def path_option(config: pytest.Config, name: str) -> Path | None:
 
 
 def cache_dir(config: pytest.Config) -> Path | None:
-    """The sample cache folder (also home of the fuzzing database); None with --synthcxr-no-cache
-    or when pytest's cache provider is disabled and no folder is given."""
+    """The sample cache folder (also home of the fuzzing database); None with --synthcxr-no-cache."""
     if config.option.synthcxr_no_cache:
         return None
     given = path_option(config, "cache_dir")
     if given is not None:
         return given
-    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-    return cache.mkdir("synthcxr") if cache is not None else None
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        return cache.mkdir("synthcxr")
+    # -p no:cacheprovider turns pytest's cache off, not the sample cache: the same folder
+    try:
+        folder = config.getini("cache_dir") or ".pytest_cache"
+    except ValueError:  # the ini key belongs to the disabled plugin
+        folder = ".pytest_cache"
+    return config.rootpath / folder / "d" / "synthcxr"
 
 
 def baseline_option(config: pytest.Config) -> Path | None:
