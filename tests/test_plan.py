@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from pytest_synthcxr.checks import build_checks
 from pytest_synthcxr.sampling.plan import format_plan, plan
 from pytest_synthcxr.spec.schema import load_spec
@@ -43,7 +45,7 @@ def test_plan_shows_the_power_based_size_beside_the_budget():
 def test_plan_option_generates_nothing(pytester):
     pytester.makefile(".toml", synthcxr=SMALL.read_text())
     result = pytester.runpytest("--synthcxr-model=phantom", "--synthcxr-plan", "-k", "hallucination")
-    result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60          20  16, 24, 36, 54, 60", "at most 720 distinct images*"])
+    result.stdout.fnmatch_lines(["hallucination[[]COVID-19[]]  *12        60          20  *%  16, 24, 36, 54, 60", "at most 720 distinct images*"])
     assert result.ret == 0
     assert "passed" not in result.stdout.str()
 
@@ -59,3 +61,21 @@ def test_plan_lists_fuzz_items_and_the_reference_set(pytester):
         "reference set: 48 images scored by the judge once*",
     ])
     assert result.ret == 0 and "passed" not in result.stdout.str()
+
+
+def test_rule_power_is_the_power_of_the_rule_that_runs():
+    from scipy.stats import binom
+
+    from pytest_synthcxr import stats
+
+    checks = build_checks(load_spec(SMALL).spec)
+    fixed = {r.check: r for r in plan(checks, sequential=False, first_round=16)[0]}
+    sequential = {r.check: r for r in plan(checks, sequential=True, first_round=16)[0]}
+    # fixed design, hallucination (max 0.05, 12 cells x 60 = 720 images): at 0.00 it always passes;
+    # at 0.10 it fails when Wilson's lower bound exceeds 0.05: the exact binomial chance of that
+    exact = sum(binom.pmf(k, 720, 0.10) for k in range(721) if stats.wilson(k, 720)[0] > 0.05)
+    assert fixed["hallucination[COVID-19]"].rule_power == pytest.approx(exact, abs=0.04)
+    # the fixed-sample formula's 90% is not what the rules deliver at these budgets; sequential less still
+    sens = "validity[sensitivity-Effusion]"
+    assert sequential[sens].rule_power < fixed[sens].rule_power < 0.9
+    assert sequential["bias[tpr-gap-Effusion-sex*race]"].rule_power is None  # not simulated: shown as '-'

@@ -177,6 +177,20 @@ class Check:
         truth lies `margin` beyond the threshold (None: no power calculation for this check)."""
         return None
 
+    def rule_power(self, alpha: float, margin: float, *, sequential: bool, first_round: int) -> float | None:
+        """Chance that the rule that runs (this check's looks and intervals, within its budget)
+        decides right when the truth lies `margin` beyond the threshold, the smaller of the two
+        sides (None: no simulation for this check)."""
+        return None
+
+    def _pooled_rate_power(self, pooled: int, alpha: float, margin: float, *, sequential: bool, first_round: int) -> float:
+        """rule_power of a check deciding one rate pooled over `pooled` cells."""
+        from ..stats.sequential import rate_rule_power, schedule
+
+        looks = tuple(schedule(self, first_round, sequential))
+        truths = [min(max(self.threshold + d, 0.0), 1.0) for d in (-margin, margin)]
+        return min(rate_rule_power(self.threshold, self.direction, t, pooled, looks, alpha, sequential) for t in truths)
+
     def decisive(self, measured: "Measured") -> Estimate:
         """The estimate the verdict is computed from: the judge-corrected one where the spec asks."""
         if self.decide_corrected and measured.corrected is not None:

@@ -36,6 +36,9 @@ class HallucinationCheck(Check):
         # the rate pools every cell's images
         return math.ceil(proportion_samples(self.threshold, margin, alpha, power) / len(self.cells()))
 
+    def rule_power(self, alpha: float, margin: float, *, sequential: bool, first_round: int) -> float | None:
+        return self._pooled_rate_power(len(self.cells()), alpha, margin, sequential=sequential, first_round=first_round)
+
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         count, n = positives(table, self.cells(), self.probe)
         by_group: dict[tuple[tuple[str, str], ...], list[Cell]] = {}

@@ -47,6 +47,13 @@ class ValidityCheck(Check):
         cells = asked if self.metric == "sensitivity" else len(self.population) - asked
         return math.ceil(proportion_samples(self.threshold, margin, alpha, power) / max(cells, 1))
 
+    def rule_power(self, alpha: float, margin: float, *, sequential: bool, first_round: int) -> float | None:
+        if self.metric == "auroc":
+            return None
+        asked = sum(c.finding == self.finding for c in self.population)
+        cells = asked if self.metric == "sensitivity" else len(self.population) - asked
+        return self._pooled_rate_power(max(cells, 1), alpha, margin, sequential=sequential, first_round=first_round)
+
     def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
         selected = rows(table, self.population)
         scores = selected[score_column(self.finding)].to_numpy()

@@ -14,6 +14,7 @@ did, let a truly failing model ship under the non-blocking inconclusive policies
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -144,6 +145,39 @@ def more_samples_note(check: Check, result: Result, table: Any, confidence: floa
         f"even {reach} samples per cell ({NOTE_REACH}x the budget) would decide it with probability only about {best:.0%} "
         f"if the truth were the current estimate (resampled, {NOTE_RUNS} runs): it likely sits close to the threshold"
     )
+
+
+#: runs of the plan's rule-power simulation
+POWER_RUNS = 400
+
+
+@functools.lru_cache(maxsize=512)
+def rate_rule_power(
+    threshold: float, direction: Direction, truth: float, pooled: int, looks: tuple[int, ...], alpha: float, sequential: bool
+) -> float:
+    """Chance that the rule that runs decides a single pooled rate right (pass if `truth` is on
+    the allowed side, else fail) within its looks: `pooled` cells of n samples each at each look,
+    the rate's own intervals (the beta-binomial confidence sequence centred on the threshold, or
+    Wilson at the one look of a fixed design). Seeded simulation, POWER_RUNS runs; cached per
+    item shape (the plan asks once per item)."""
+    import numpy as np
+
+    from .intervals import proportion
+
+    rng = np.random.default_rng(1616)
+    allowed = truth <= threshold if direction == "max" else truth >= threshold
+    interval: IntervalKind = "anytime" if sequential else "fixed"
+    right = 0
+    for _ in range(POWER_RUNS):
+        draws = np.cumsum(rng.random(pooled * looks[-1]) < truth)
+        outcome = "inconclusive"
+        for n in looks:
+            k = pooled * n
+            outcome = verdict(proportion(int(draws[k - 1]), k, alpha, interval, threshold), threshold, direction)
+            if outcome != "inconclusive":
+                break
+        right += outcome == ("pass" if allowed else "fail")
+    return right / POWER_RUNS
 
 
 def _grower(table: Any, n: int) -> Callable[[Any], Any] | None:
