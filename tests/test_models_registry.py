@@ -153,7 +153,7 @@ def test_a_probe_with_no_label_list_is_a_spec_error(tmp_path):
 
 def test_judge_files_are_checked_before_any_test(tmp_path):
     text = "judge = ['phantom', 'covid']\n" + small_spec() + "[judges.covid]\nkind = 'torchscript'\npath = 'covid.pt'\nlabels = ['COVID-19']\n"
-    with pytest.raises(ModelError, match=r"\[tool.synthcxr.judges.covid\] path: weight file not found: .*covid.pt"):
+    with pytest.raises(ModelError, match=r"\[judges.covid\] path: weight file not found: .*covid.pt"):
         registry.check("phantom", "test", _loaded(tmp_path, text))
     make_torchscript_probe(tmp_path / "covid.pt", 1)
     registry.check("phantom", "test", _loaded(tmp_path, text))

@@ -99,6 +99,12 @@ def _spec_dir(loaded: Any) -> Path:
     return path.parent if path is not None else Path.cwd()
 
 
+def _table_prefix(loaded: Any) -> str:
+    """How the spec's own tables are written: "tool.synthcxr." in pyproject.toml, "" in a spec file."""
+    table = getattr(loaded, "table", "[tool.synthcxr]")
+    return table.strip("[]") + "." if table else ""
+
+
 def _abs(path: str, base: Path) -> Path:
     p = Path(os.path.expanduser(path))
     return p if p.is_absolute() else base / p
@@ -243,6 +249,8 @@ def judge_names(plan: ModelPlan, spec: Any) -> list[str]:
     names = spec.judge if spec is not None and spec.judge is not None else plan.config.judge
     if names is None:
         names = "phantom" if plan.config.kind == "phantom" else "xrv"
+    if not names:  # judge = [] would leave every check without scores
+        raise ModelError('synthcxr: the judge list is empty: name at least one judge, e.g. judge = "xrv" or judge = ["xrv", "covid"]')
     return [names] if isinstance(names, str) else list(names)
 
 
@@ -265,9 +273,12 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         raise ModelError(f"synthcxr: judge {name!r}: names may not hold control characters (such as ANSI escapes)")
     spec = getattr(loaded, "spec", None)
     base = _spec_dir(loaded)
-    where = f"[tool.synthcxr.judges.{name}]"
+    prefix = _table_prefix(loaded)
+    where = xrv.judge_table(name, prefix)
     if spec is not None and name in spec.judges:
         config = spec.judges[name]
+        if config.kind == "xrv" and config.weights is None and name.startswith("xrv:"):
+            config = config.model_copy(update={"weights": name[4:]})  # the quoted table keeps the variant it names
     elif name in ("phantom", "phantom-attributes"):
         config = JudgeSpec(kind=name)
     elif name == "xrv" or name.startswith("xrv:"):
@@ -297,7 +308,8 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         else:
             file = (_abs(config.cache_dir, base) if config.cache_dir else xrv.default_cache_dir()) / basename
         if not file.is_file():
-            raise ModelError(xrv.ERR_MISSING.format(judge=name, weights=weights, path=file, url=xrv.RELEASES + basename))
+            table = xrv.judge_table(name, prefix, weights if name.startswith("xrv:") else None)
+            raise ModelError(xrv.ERR_MISSING.format(judge=name, weights=weights, path=file, url=xrv.RELEASES + basename, table=table))
         if config.path is not None or config.cache_dir is not None:  # a pickle the spec points at
             _check_pickle(file, name, config, allow_pickle)
         outputs = tuple(mapping.get(o, o) for o in xrv.trained_outputs(weights))
@@ -307,7 +319,9 @@ def resolve_judge(name: str, loaded: Any = None, *, allow_pickle: bool = False) 
         file = xrv.attribute_weights_path(config.kind, _abs(config.path, base) if config.path else None)
         if not file.is_file():
             basename = xrv.ATTRIBUTE_MODELS[config.kind][1]
-            raise ModelError(xrv.ERR_MISSING.format(judge=name, weights=config.kind, path=file, url=xrv.RELEASES + basename))
+            raise ModelError(
+                xrv.ERR_MISSING.format(judge=name, weights=config.kind, path=file, url=xrv.RELEASES + basename, table=xrv.judge_table(name, prefix))
+            )
         if config.path is not None and config.kind != "xrv-age":  # sex and race files are pickles; age is TorchScript
             _check_pickle(file, name, config, allow_pickle)
         return JudgePlan(name, config, tuple(mapping.get(o, o) for o in xrv.attribute_outputs(config.kind)), base=base)
@@ -369,10 +383,18 @@ def check(name: str, source: str, loaded: Any, *, allow_pickle: bool = False) ->
 
     plan = resolve_model(name, source, loaded, allow_pickle=allow_pickle)
     spec = getattr(loaded, "spec", None)
-    judges = [_unique_outputs(resolve_judge(j, loaded, allow_pickle=allow_pickle)) for j in judge_names(plan, spec)]
+    judges, unusable = [], []
+    for j in judge_names(plan, spec):  # every unusable judge (a missing weight file...) in one message
+        try:
+            judges.append(_unique_outputs(resolve_judge(j, loaded, allow_pickle=allow_pickle)))
+        except ModelError as exc:
+            unusable.append(str(exc).removeprefix("synthcxr: "))
+    if unusable:
+        raise ModelError("synthcxr: " + (unusable[0] if len(unusable) == 1 else f"{len(unusable)} judges cannot be used: " + "; ".join(unusable)))
     checks = build_checks(spec) if spec is not None else []
     if all(j.outputs is not None for j in judges):
         outputs = set(panel_outputs([j.outputs or () for j in judges]))
+        problems = []
         for output, check_name in _needed_outputs(checks).items():
             if output in outputs:
                 continue
@@ -383,11 +405,13 @@ def check(name: str, source: str, loaded: Any, *, allow_pickle: bool = False) ->
             else:
                 why = f"judge(s) {names} do not score {output!r}"
             hint = (
-                f"; add a probe judge, e.g. [tool.synthcxr.judges.covid] kind = \"torchscript\", path = ..., labels = [\"{output}\"], and judge = [\"{judges[0].name}\", \"covid\"]"
+                f"; add a probe judge, e.g. [{_table_prefix(loaded)}judges.covid] kind = \"torchscript\", path = ..., labels = [\"{output}\"], and judge = [\"{judges[0].name}\", \"covid\"]"
                 if output in PROBES
                 else "; pick weights or a judge that scores it, or leave it out of the spec's findings"
             )
-            raise ModelError(f"synthcxr: {check_name} needs the output {output!r}, but {why}{hint}")
+            problems.append(f"{check_name} needs the output {output!r}, but {why}{hint}")
+        if problems:  # every output the spec needs and no judge scores, in one message
+            raise ModelError("synthcxr: " + (problems[0] if len(problems) == 1 else f"{len(problems)} outputs are not scored: " + "; ".join(problems)))
         for c in checks:  # demographic fidelity needs an attribute judge in the panel
             attribute = getattr(c, "attribute", None) if c.family == "demographic" else None
             if attribute and not any(o == attribute or o.startswith(f"{attribute}:") for o in outputs):

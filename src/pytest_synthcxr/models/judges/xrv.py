@@ -57,8 +57,21 @@ ERR_WEIGHTS = "synthcxr: judge {judge!r}: unknown torchxrayvision weights {weigh
 ERR_MISSING = (
     "synthcxr: judge {judge!r}: torchxrayvision weights {weights!r} not found at {path} "
     "(the audit never downloads them); fetch once with `wget {url} -O {path}`, or point "
-    "[tool.synthcxr.judges.{judge}] path (or cache_dir) at a copy"
+    "{table} path (or cache_dir) at a copy"
 )
+
+
+def judge_table(judge: str, prefix: str = "tool.synthcxr.", weights: str | None = None) -> str:
+    """The spec table that configures a judge, as TOML that parses: the name quoted when it is not a
+    bare key (``xrv:densenet121-res224-nih``), with the weights the name carries so quoting it keeps
+    the variant the user named. prefix: "tool.synthcxr." in pyproject.toml, "" in a spec file."""
+    import re
+
+    key = judge if re.fullmatch(r"[A-Za-z0-9_-]+", judge) else '"' + judge.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    table = f"[{prefix}judges.{key}]"
+    return f'{table} weights = "{weights}"' if weights else table
+
+
 #: how many images one forward pass holds
 CHUNK = 16
 
@@ -169,7 +182,7 @@ class XRVJudge:
         basename = release_basename(weights)
         self.path = Path(path) if path is not None else Path(cache_dir or default_cache_dir()) / basename
         if not self.path.is_file():
-            raise JudgeError(ERR_MISSING.format(judge=self.name, weights=weights, path=self.path, url=RELEASES + basename))
+            raise JudgeError(ERR_MISSING.format(judge=self.name, weights=weights, path=self.path, url=RELEASES + basename, table=judge_table(self.name)))
         self.mapping = dict(mapping or {})
         self._index = [i for i in range(len(XRV_LABELS)) if i not in UNTRAINED[weights]]
         self.outputs: tuple[str, ...] = tuple(self.mapping.get(XRV_LABELS[i], XRV_LABELS[i]) for i in self._index)
@@ -271,7 +284,7 @@ class XRVAttributeJudge:
         self.path = attribute_weights_path(kind, path)
         if not self.path.is_file():
             url = RELEASES + basename
-            raise JudgeError(ERR_MISSING.format(judge=self.name, weights=kind, path=self.path, url=url))
+            raise JudgeError(ERR_MISSING.format(judge=self.name, weights=kind, path=self.path, url=url, table=judge_table(self.name)))
         self.device = device
         self._model: Any = None
 
