@@ -445,10 +445,11 @@ def test_a_reference_image_that_is_a_decompression_bomb_is_one_line(pytester):
 
     Image.new("1", (12000, 12000), 0).save(pytester.path / "bomb.png")
     (pytester.path / "ref.csv").write_text("image,findings,sex,race,age\nbomb.png,Effusion,female,White,50\n")
-    spec = SPEC + "[versus_real]\nmax_gap = 0.5\n"
+    spec = SPEC + "[[versus_real]]\nmetric = \"hallucination\"\nmax_difference = 0.5\n"
     result = _run(pytester, spec, "--synthcxr-reference=ref.csv", "--synthcxr-no-cache")
     text = result.stdout.str() + result.stderr.str()
-    assert "Traceback" not in text and "INTERNALERROR" not in text
+    assert "Traceback" not in text and "INTERNALERROR" not in text, text
+    assert "12000 x 12000 pixels, more than 67108864: a decompression bomb?" in text, text
 
 
 @pytest.mark.parametrize("spec", ["missing.toml", "bad.toml"])

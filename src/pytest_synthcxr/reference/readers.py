@@ -48,6 +48,8 @@ ERR_VALUE = "synthcxr: reference {path}: line {line}: column {column!r}: {value!
 ERR_EMPTY = "synthcxr: reference {path}: no usable images ({why})"
 ERR_IMAGE = "synthcxr: reference {path}: image {image}: cannot read it ({error})"
 ERR_CSV = "synthcxr: reference {path}: cannot read it as CSV ({error})"
+#: an image with more pixels is refused on its header, before it is decoded
+MAX_PIXELS = 64 * 2**20
 
 #: CheXpert / MIMIC-CXR label column -> audit finding
 CHEXPERT_LABELS: dict[str, str] = {
@@ -160,14 +162,19 @@ def read_image(path: Path, size: int, source: str = "") -> np.ndarray:
 
     try:
         with Image.open(path) as picture:
+            w, h = picture.size
+            if w * h > MAX_PIXELS:  # the decompression-bomb guard, on the header before any decode
+                raise ReferenceError(ERR_IMAGE.format(path=source or path, image=path, error=f"{w} x {h} pixels, more than {MAX_PIXELS}: a decompression bomb?"))
+            if picture.format == "JPEG":
+                picture.draft("L", (size, size))  # decode at a reduced scale: memory bounded by the target
             picture.load()
             if picture.mode in ("I;16", "I;16B", "I", "F"):
                 array = np.asarray(picture, dtype=np.float64)
                 top = 65535.0 if picture.mode.startswith("I;16") or array.max() > 255 else 255.0
                 picture = Image.fromarray((np.clip(array / top, 0, 1) * 255).astype(np.uint8))
             picture = picture.convert("L")
-    except (OSError, ValueError) as exc:
-        raise ReferenceError(ERR_IMAGE.format(path=source or path, image=path, error=exc)) from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ReferenceError(ERR_IMAGE.format(path=source or path, image=path, error=str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)) from None
     w, h = picture.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
