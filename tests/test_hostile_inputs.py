@@ -458,3 +458,17 @@ def test_an_explicit_spec_is_checked_even_without_a_model(pytester, spec):
     pytester.makepyfile("def test_ok():\n    pass\n")
     result = pytester.runpytest(f"--synthcxr-spec={spec}")
     _one_line(result, spec)
+
+
+def test_a_cell_left_without_images_is_inconclusive_not_a_crash(pytester):
+    """Every image of the manifest unreadable: each item is inconclusive on n = 0 (no division by
+    zero), the images are named as unreadable in the report, the JSON is written."""
+    manifest = _fill_template(pytester, pytester.path / "gen", FOLDER_SPEC)
+    for png in manifest.parent.glob("*.png"):
+        png.write_bytes(b"not an image")
+    result = pytester.runpytest("-p", "no:randomly", "--synthcxr-model=folder:gen", "--synthcxr-device=cpu", "--synthcxr-no-cache", "--synthcxr-json=o.json")
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and "Traceback" not in text and "ZeroDivisionError" not in text, text
+    data = json.loads((pytester.path / "o.json").read_text())
+    assert {i["verdict"] for i in data["items"]} == {"inconclusive"} and {i["n"] for i in data["items"]} == {0}
+    assert len(data["model"]["settings"]["unreadable"]) == len(list(manifest.parent.glob("*.png")))
