@@ -12,6 +12,7 @@ ERR_UNKNOWN_MODEL = "synthcxr: unknown model {name!r} (from {source}); known mod
 BUILTIN_MODELS: dict[str, tuple[str, str, str]] = {
     "phantom": ("phantom", "phantom", "phantom"),
     "phantom-biased": ("phantom", "phantom-biased", "phantom"),
+    "phantom-fair": ("phantom", "phantom-fair", "phantom"),
 }
 
 

@@ -1,7 +1,7 @@
 """Resolving what --synthcxr-model and the spec's ``judge`` name into generators and judges.
 
 A model name is, in this order: a ``[tool.synthcxr.models.<name>]`` table of the spec (which may
-also override a built-in alias), a built-in alias (``phantom``, ``phantom-biased``, ``roentgen``,
+also override a built-in alias), a built-in alias (``phantom``, ``phantom-fair``, ``phantom-biased``, ``roentgen``,
 ``roentgen-v2``), ``folder:<manifest.csv or folder>``, a ``pytest_synthcxr.generators`` entry
 point, an existing path (a diffusers pipeline folder, a manifest CSV, or a folder holding
 manifest.csv), or a Hugging Face hub id ``org/name``.

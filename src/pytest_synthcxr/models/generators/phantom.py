@@ -64,8 +64,16 @@ class PhantomFaults:
         return self.omission if self.omission_named_default is None else self.omission_named_default
 
 
+#: omission of the fair world: real judges on real generators find 0.44-0.64 of the requested
+#: findings (the published audit), so a fair model's TPR sits near 0.6, not near 1
+FAIR_OMISSION = 0.4
+
 PRESETS: dict[str, PhantomFaults] = {
     "phantom": PhantomFaults(),
+    # A fair but imperfect model-plus-judge system: 40% of requested findings are left out (TPR
+    # about 0.6), the same for every subgroup, with or without demographics in the prompt; no
+    # other fault. A bias gate must pass it: a gate that only passes TPR near 1 blocks every real model.
+    "phantom-fair": PhantomFaults(omission=FAIR_OMISSION),
     # Mirrors the published RoentGen audit (arXiv 2312.06979): with sex and race in the prompt,
     # TPR about 0.44 for Hispanic women vs 0.64 for White women (0.56 Asian women); about 42% of
     # images flagged as COVID-19; fainter findings in noisier images (more judge uncertainty).
