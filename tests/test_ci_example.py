@@ -2,9 +2,9 @@
 the way docs/ci.md says (GPU runner, install from the repo with the real extra, cache save and
 report upload even when the audit fails, nothing hiding a failure), and its `run:` steps that need
 neither a GPU nor the network run with bash, as the runner would run them, against the phantom
-world: the audit step exits 0 for the faithful `phantom` and non-zero for `phantom-biased` (the
-gate), the fingerprint keys the model folder's files, and judge weights come from a runner folder
-without the network."""
+world (the spec names `phantom` or `phantom-biased` instead of `roentgen`): the audit step exits 0
+for the faithful `phantom` and non-zero for `phantom-biased` (the gate), the fingerprint keys the
+model folder's files, and judge weights come from a runner folder without the network."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 #: a one-item audit that takes seconds: phantom's COVID-19 rate is about its judge's false-positive
 #: rate, phantom-biased plants 42% (docs/phantom.md)
 TINY_SPEC = """\
-model = "roentgen"
+model = "{model}"
 findings = ["Effusion"]
 samples_per_cell = 64
 min_denominator = 10
@@ -121,20 +121,20 @@ def test_the_workflow_gates_a_release_on_a_gpu_runner():
     assert upload["with"]["path"].startswith("${{ env.AUDIT_OUT }}")
     restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore"))
     assert "steps.fingerprint.outputs.fingerprint" in restore["with"]["key"] == save["with"]["key"]
-    assert "pytest" in step("audit")["run"] and "$AUDIT_BASELINE" in step("audit")["run"]
-    assert workflow()["env"]["SYNTHCXR_MODEL"] == "roentgen"
+    assert 'pytest "$AUDIT_SPEC"' in step("audit")["run"] and "$AUDIT_BASELINE" in step("audit")["run"]
+    assert step("audit")["env"]["SYNTHCXR_ROENTGEN_PATH"] == "${{ env.MODEL_DIR }}"
 
 
 @pytest.mark.parametrize(("model", "gate"), [("phantom", 0), ("phantom-biased", 1)])
 def test_the_audit_step_exits_as_the_gate_decides(tmp_path, model, gate):
     (tmp_path / "audits").mkdir()
     spec = tmp_path / step_env("audit")["AUDIT_SPEC"]
-    spec.write_text(TINY_SPEC)
-    env = step_env("fingerprint", SYNTHCXR_MODEL=model, MODEL_DIR=str(tmp_path / "no-model-folder"))
+    spec.write_text(TINY_SPEC.format(model=model))
+    env = step_env("fingerprint", MODEL_DIR=str(tmp_path / "no-model-folder"))
     assert run_step("fingerprint", tmp_path, env).returncode == 0
     assert re.fullmatch(r"[0-9a-f]{32}", outputs(tmp_path)["fingerprint"])
 
-    env = step_env("audit", SYNTHCXR_MODEL=model, MODEL_DIR=str(tmp_path / "no-model-folder"))
+    env = step_env("audit", MODEL_DIR=str(tmp_path / "no-model-folder"))
     first = run_step("audit", tmp_path, env)
     assert first.returncode == gate, first.stdout[-3000:] + first.stderr[-2000:]
     out = tmp_path / env["AUDIT_OUT"]
@@ -155,6 +155,9 @@ def test_the_audit_step_exits_as_the_gate_decides(tmp_path, model, gate):
 
 
 def test_the_fingerprint_follows_the_model_files_not_their_place(tmp_path):
+    (tmp_path / "audits").mkdir()
+    (tmp_path / step_env("fingerprint")["AUDIT_SPEC"]).write_text(TINY_SPEC.format(model="roentgen"))
+
     def fingerprint(folder: Path) -> str:
         result = run_step("fingerprint", tmp_path, step_env("fingerprint", MODEL_DIR=str(folder)))
         assert result.returncode == 0, result.stderr
@@ -172,7 +175,7 @@ def test_the_fingerprint_follows_the_model_files_not_their_place(tmp_path):
     assert fingerprint(moved) == first
     (moved / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x01" + b"\x00" * 63)
     assert fingerprint(moved) != first
-    assert fingerprint(tmp_path / "absent") != first
+    assert fingerprint(tmp_path / "absent") != first  # no folder here: the spec naming the model
 
 
 def test_judge_weights_come_from_the_runner_folder_without_the_network(tmp_path):
