@@ -104,3 +104,27 @@ def test_the_docs_show_specs_of_every_kind():
     assert specs["spec.md"] and specs["real-models.md"] and specs["reference-sets.md"]
     ages = [d for v in specs.values() for d in v if d.get("subgroups", {}).get("age")]
     assert ages and {c.attribute for c in build_checks(AuditSpec.model_validate(ages[0])) if c.family == "demographic"} == {"sex", "race", "age"}
+
+
+def test_docs_spec_names_every_spec_key():
+    """docs/spec.md lists every key of every spec section (so a new key cannot go undocumented)."""
+    import re
+
+    from pytest_synthcxr.spec.schema import AuditSpec
+
+    text = (Path(__file__).parent.parent / "docs" / "spec.md").read_text(encoding="utf-8")
+    missing, seen, todo = [], set(), [AuditSpec]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if not re.search(rf"`{re.escape(key)}[`\s=]|\[{re.escape(key)}[\].]", text):  # `key`, `key = ...`, [key] or [key.name]
+                missing.append(f"{model.__name__}.{key}")
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                for inner in (arg, *getattr(arg, "__args__", ())):
+                    if isinstance(inner, type) and hasattr(inner, "model_fields"):
+                        todo.append(inner)
+    assert missing == []
