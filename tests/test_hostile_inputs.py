@@ -408,6 +408,11 @@ ONE_LINE = {
     "power-one": ("power = 1.0\n" + SPEC, (), "power"),
     "margin-zero": ("margin = 0.0\n" + SPEC, (), "margin"),
     "zero-samples": (SPEC.replace("samples_per_cell = 2", "samples_per_cell = 0"), (), "samples_per_cell"),
+    "confidence-one": ("confidence = 1.0\n" + SPEC, (), "confidence"),
+    "first-round-one": ("first_round = 1\n" + SPEC, (), "first_round"),
+    "power-nan": ("power = nan\n" + SPEC, (), "power"),
+    "huge-samples": (SPEC.replace("samples_per_cell = 2", "samples_per_cell = 99999999999"), (), "samples_per_cell"),
+    "plan-degenerate": ("margin = 0.0\npower = 0.5\n" + SPEC, ("--synthcxr-plan",), "power: Input should be greater than 0.5"),
     "zero-items": ("samples_per_cell = 2\nfindings = ['Effusion']\n[subgroups]\nsex = ['female']\nrace = ['White']\n", (), "no audit items"),
 }
 #: a spec that collects no items is a collection error (exit 2), not a silent exit 0
@@ -430,7 +435,7 @@ def test_one_line_never_a_traceback(pytester, spec, args, fragment):
 
 
 def test_an_invalid_model_index_is_one_line_before_any_test(pytester):
-    cases = {"garbage": "{not json", "list": "[1, 2]", "binary": "\xff\xfe", "no-class": '{"unet": ["diffusers", "UNet2DConditionModel"]}',
+    cases = {"garbage": "{not json", "list": "[1, 2]", "binary": "\xff\xfe", "bad-class": '{"_class_name": ["os", "system"]}',
              "bad-component": '{"_class_name": "StableDiffusionPipeline", "unet": {"x": 1}}', "deep": "[" * 100_000}  # fmt: skip
     for name, content in cases.items():
         folder = pytester.path / name

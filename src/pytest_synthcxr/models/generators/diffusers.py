@@ -81,7 +81,7 @@ def check_model_index(path: Path, name: str) -> None:
         raise GeneratorError(f"{where}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise GeneratorError(f"{where}: a JSON {type(data).__name__}, not an object with '_class_name' and the pipeline's components")
-    if not isinstance(data.get("_class_name"), str) or not data["_class_name"].isidentifier():
+    if "_class_name" in data and (not isinstance(data["_class_name"], str) or not data["_class_name"].isidentifier()):
         raise GeneratorError(f"{where}: '_class_name' must name the pipeline class (e.g. \"StableDiffusionPipeline\")")
     for key, value in data.items():
         if key.startswith("_"):
