@@ -192,6 +192,7 @@ def test_a_symlink_is_written_through_and_one_failing_output_does_not_stop_the_o
     text = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in text and "INTERNALERROR" not in text
     assert any(line.startswith("synthcxr: output") and "r.json: is a folder" in line for line in text.splitlines()), text
+    assert not any(line.startswith("report written:") and line.endswith("r.json") for line in text.splitlines()), text
     assert (pytester.path / "r.html").stat().st_size > 1000
     assert os.path.islink(pytester.path / "link.csv") and (pytester.path / "real.csv").read_text().startswith("cell,")
 

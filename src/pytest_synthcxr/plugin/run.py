@@ -171,7 +171,11 @@ class AuditRun:
             "generation_seconds": stats.generation_seconds if stats else 0.0,
             "judge_seconds": stats.judge_seconds if stats else 0.0,
             "cache": audit.cache_summary(),
-            "written": [str(p) for p in (audit.options.report, audit.options.json, audit.options.csv) if p is not None and (audit.results or audit.errors)],
+            "written": [
+                str(p)
+                for p in (audit.options.report, audit.options.json, audit.options.csv)
+                if p is not None and (audit.results or audit.errors) and not any(str(p) in e for e in audit.output_errors)
+            ],  # an output that could not be written is not listed (its one line was shown)
         }
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
