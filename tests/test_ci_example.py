@@ -75,7 +75,8 @@ def run_step(step_id: str, cwd: Path, env: dict[str, str]) -> subprocess.Complet
     script = step(step_id)["run"]
     assert "${{" not in script, f"step {step_id} interpolates an expression into its script"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SYNTHCXR_", "GITHUB_"))}
-    full = {**base, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(cwd / "github_output"), **env}
+    # one torch thread: the audits here are tiny, and extra threads only spin on a loaded machine
+    full = {**base, "OMP_NUM_THREADS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(cwd / "github_output"), **env}
     # shell: bash on a GitHub runner is `bash --noprofile --norc -eo pipefail {0}`
     return subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
