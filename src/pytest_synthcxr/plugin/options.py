@@ -79,17 +79,10 @@ def cache_dir(config: pytest.Config) -> Path | None:
 
 
 def baseline_option(config: pytest.Config) -> Path | None:
-    """The baseline JSON, checked now: a missing or foreign file is a usage error before any test runs."""
-    path = path_option(config, "baseline")
-    if path is not None:
-        from ..report.baseline import BaselineError, load
-        from ..report.schema import SCHEMA_VERSION
-
-        try:
-            load(path, SCHEMA_VERSION)
-        except BaselineError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    return path
+    """The baseline JSON's path. The audit session reads and validates it once when it starts
+    (plugin.guards.load_baseline: a missing, foreign or malformed file is one line before any
+    image) and keeps that copy for the report."""
+    return path_option(config, "baseline")
 
 
 def reference_option(config: pytest.Config, loaded: Any) -> Any:
