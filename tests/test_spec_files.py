@@ -211,3 +211,11 @@ def test_the_demo_audit_file_is_the_builtin_spec_on_phantom_biased():
     demo = (Path(__file__).parent.parent / "audits" / "demo.synthcxr.toml").read_text(encoding="utf-8")
     body = demo.split('model = "phantom-biased"\n\n', 1)
     assert len(body) == 2 and body[1] == default_spec_text()
+
+
+def test_a_model_given_with_an_audit_file_overrides_its_model_and_adds_no_other_audit(pytester):
+    pytester.makefile(".synthcxr.toml", audit=TINY)
+    result = _run(pytester, "audit.synthcxr.toml", "--synthcxr-model=phantom", "--synthcxr-json=out.json", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*2 tests collected*"])
+    assert "synthcxr::" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["synthcxr: *audit.synthcxr.toml: model phantom, seed 0, 2 checks"])

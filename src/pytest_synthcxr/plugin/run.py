@@ -28,7 +28,9 @@ class AuditRun:
         self.config = config
         self.model_only = model_only  # --synthcxr-model given: audit the usual spec if no audit file is collected
         self.selected_ids = selected_ids  # pasted synthcxr::... ids (run only these)
-        self.model_only_key = MODEL_ONLY_ID
+        #: the --synthcxr-model audit, opened (checked) at configure; it runs only if no audit file is collected
+        self.pending: AuditSession | None = None
+        self.pending_path: Path | None = None
         self.audits: dict[str, AuditSession] = {}
         self.written: list[Path] = []
         self.worker_figures: list[dict[str, Any]] = []
@@ -37,6 +39,9 @@ class AuditRun:
     # ------------------------------------------------------------------ opening audits
     def open_file(self, path: Path) -> "AuditSession":
         key = str(path)
+        if key not in self.audits and self.pending is not None and self.pending_path == path:
+            self.audits[key] = self._prepare(self.pending)  # the --synthcxr-model audit's own file, collected
+            self.pending = None
         if key not in self.audits:
             model, source = model_of(self.config, path)
             self.audits[key] = self._prepare(open_audit(self.config, path, model, source, several=bool(self.audits)))
@@ -76,24 +81,22 @@ class AuditRun:
         spec_path = spec_location(self.config)
         try:
             model, source = model_of(self.config, spec_path)
-            if spec_path is not None and spec_path.is_file():
-                self.model_only_key = str(spec_path)
-                self.open_file(spec_path)
-            else:
-                self.model_only_key = MODEL_ONLY_ID
-                self.audits[MODEL_ONLY_ID] = self._prepare(open_audit(self.config, spec_path, model, source))
+            self.pending = open_audit(self.config, spec_path, model, source)
         except AuditSetupError as exc:
             raise pytest.UsageError(str(exc)) from None
+        self.pending_path = spec_path if spec_path is not None and spec_path.is_file() else None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
         # tryfirst: added before -k / -m / --lf deselection runs, so all of them apply to audit items
-        audit = self.audits.get(self.model_only_key) if self.model_only else None
-        if audit is not None and not any(isinstance(i, AuditItem) and i.audit is audit for i in items):
-            path = audit.loaded.path
-            if self.model_only_key != MODEL_ONLY_ID:  # a spec file: ids under it, like a collected audit file
-                collector: pytest.Collector = SpecFile.from_parent(session, path=path)
+        audit, self.pending = self.pending, None
+        if audit is not None and not any(isinstance(i, AuditItem) for i in items):
+            # --synthcxr-model and no audit file collected: audit the usual spec
+            if self.pending_path is not None:  # a spec file: ids under it, like a collected audit file
+                self.audits[str(self.pending_path)] = self._prepare(audit)
+                collector: pytest.Collector = SpecFile.from_parent(session, path=self.pending_path)
             else:
+                self.audits[MODEL_ONLY_ID] = self._prepare(audit)
                 collector = AuditCollector.from_parent(session, name=MODEL_ONLY_ID, nodeid=MODEL_ONLY_ID, path=config.rootpath, audit=audit)
             # the public collection hooks, so reporters count these items like collected ones
             session.ihook.pytest_collectstart(collector=collector)
