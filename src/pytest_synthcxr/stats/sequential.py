@@ -141,9 +141,10 @@ def more_samples_note(check: Check, result: Result, table: Any, confidence: floa
                 f"{chance:.0%} if the truth were the current estimate (the item's own rule re-run on resampled data, {NOTE_RUNS} runs)"
             )
     best = float(hits.mean(axis=0).max())
+    why = "it likely sits close to the threshold" if best < 0.5 else f"more than that is needed for {NOTE_CHANCE:.0%}"
     return (
         f"even {reach} samples per cell ({NOTE_REACH}x the budget) would decide it with probability only about {best:.0%} "
-        f"if the truth were the current estimate (resampled, {NOTE_RUNS} runs): it likely sits close to the threshold"
+        f"if the truth were the current estimate (resampled, {NOTE_RUNS} runs): {why}"
     )
 
 
