@@ -38,6 +38,8 @@ class AuditSession:
     loaded: LoadedSpec
     options: RunOptions
     log: Any = None  # callable(str) writing a line to the terminal, or None
+    #: callable(done, total) told after each generated batch (plugin.progress.Progress), or None
+    progress: Any = None
     checks: list[Check] = field(init=False)
     results: dict[str, Result] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
@@ -116,7 +118,7 @@ class AuditSession:
                 batch_size=self.spec.batch_size,
                 thumbnails=self.spec.thumbnails,
                 thumbnail_size=256,  # the report shows them at 112 px and full size on click
-                progress=self._progress,
+                progress=self.progress or self._progress,
                 cache=self.cache,
                 store_images=store,
             )
@@ -261,6 +263,8 @@ class AuditSession:
 
     def _table(self, check: Check, n: int) -> Any:
         pool = self.pool
+        if self.progress is not None:
+            self.progress.what = f"{check.nodename}, {n} per cell"
         before, t0 = pool.stats.generated, time.perf_counter()
         if hasattr(check, "needs_reference"):  # versus-real, fidelity, diversity, memorization
             table = self.comparison.versus(check, n)
