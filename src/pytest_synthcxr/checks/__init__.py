@@ -44,9 +44,10 @@ def build_checks(spec: AuditSpec) -> list[Check]:
             for finding in entry.findings or spec.findings:
                 for named in modes:
                     suffix = "-named" if named else ""
+                    statistic = "relative-deviation" if entry.scale == "relative" else entry.statistic
                     checks.append(
                         BiasCheck(
-                            name=f"{metric}-{entry.statistic}-{finding}-{'*'.join(by)}{suffix}",
+                            name=f"{metric}-{statistic}-{finding}-{'*'.join(by)}{suffix}",
                             samples=entry.samples or spec.samples_per_cell,
                             # relative_to_baseline: NaN until the baseline's estimate is known
                             threshold=float("nan") if entry.relative_to_baseline else (entry.min if entry.statistic == "ratio" else entry.max),  # type: ignore[arg-type]
@@ -58,6 +59,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             reference=reference,
                             named=bool(named),
                             all_findings=tuple(spec.findings),
+                            scale=entry.scale,
                             baseline_margin=(entry.max_decrease if entry.statistic == "ratio" else entry.max_increase) if entry.relative_to_baseline else None,
                             **(judged(finding) if entry.statistic != "ratio" else {}),  # type: ignore[arg-type]
                         )

@@ -10,11 +10,18 @@ from ..sampling.cells import Cell
 from ..stats.intervals import IntervalKind, gap, largest_difference, ratio
 from ..stats.judge_error import corrected_difference
 from ..stats.power import difference_samples
+from ..stats.relative import largest_relative_deviation
 from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
 
 Metric = Literal["tpr", "sr"]
 Statistic = Literal["gap", "ratio", "deviation", "prompt-effect"]
+#: a deviation as a difference of rates, or relative to the reference rate (r_g / r_ref - 1)
+Scale = Literal["absolute", "relative"]
 SMALLEST = "valid images in the smallest subgroup"
+PLAIN_CONTROL = (
+    ", plain prompts: a seed-noise control (the prompt is the same for every subgroup, "
+    "so its 'subgroups' differ only in seed, not in demographics)"
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class BiasCheck(Check):
     #: relative_to_baseline: the bound is the baseline run's estimate + this (ratio: - this),
     #: resolved when the audit starts (report.baseline.resolve_relative)
     baseline_margin: float | None = None
+    #: deviation only: "relative" decides on max |r_g / r_ref - 1| (the published "26% deviation")
+    scale: Scale = "absolute"
 
     @property
     def quantity(self) -> str:
@@ -37,11 +46,13 @@ class BiasCheck(Check):
         how = {
             "gap": "gap (max-min)",
             "ratio": "ratio (min/max)",
-            "deviation": "largest deviation from reference",
+            "deviation": "largest relative deviation (r/r_ref - 1) from reference" if self.scale == "relative" else "largest deviation from reference",
             "prompt-effect": "largest prompt-demographics effect",
         }[self.statistic]
         by = "*".join(k for k, _ in self.subgroups[0]) if self.subgroups else "all"
-        mode = "" if self.statistic == "prompt-effect" else (", demographics named in prompt" if self.named else ", plain prompts")
+        # plain prompts are the same text for every subgroup: their cells differ only in seed, so
+        # such an item measures seed noise, not bias (issue 17): say so wherever it is shown
+        mode = "" if self.statistic == "prompt-effect" else (", demographics named in prompt" if self.named else PLAIN_CONTROL)
         relative = ""
         if self.baseline_margin is not None:
             sign = "-" if self.direction == "min" else "+"
@@ -65,7 +76,7 @@ class BiasCheck(Check):
     def power_samples(self, alpha: float, power: float, margin: float) -> int | None:
         """Per subgroup, a two-rate difference exceeding its bound by `margin`, at the alpha each
         subgroup's interval gets (alpha / k); ratios have no power calculation here."""
-        if self.statistic == "ratio":
+        if self.statistic == "ratio" or self.scale == "relative":
             return None
         k = len(self.subgroups) * (2 if self.statistic == "prompt-effect" else 1)
         per_group = difference_samples(margin, alpha / max(k, 1), power)
@@ -75,8 +86,8 @@ class BiasCheck(Check):
         """The statistic at level 1 - alpha and, where the spec gives the judge's accuracy, its
         judge-error corrected size (differences only: ratios are left uncorrected)."""
         raw = self._measure_raw(table, alpha, interval)
-        if self.judge_accuracy is None or self.statistic == "ratio":
-            return raw
+        if self.judge_accuracy is None or self.statistic == "ratio" or self.scale == "relative":
+            return raw  # the judge-error correction is for differences of rates
         third = self._measure_raw(table, alpha / 3, interval).estimate
         return replace(raw, corrected=corrected_difference(third, self.judge_accuracy, alpha))
 
@@ -94,6 +105,11 @@ class BiasCheck(Check):
             return Measured(estimate, detail, groups, denominator=min(n for _, n in counts), denominator_what=SMALLEST)
         # deviation from the reference subgroup
         ref_index = self.subgroups.index(self.reference)
+        if self.scale == "relative":
+            estimate, worst = largest_relative_deviation([c for c, _ in counts], [n for _, n in counts], ref_index, alpha, interval)
+            w, r = groups[worst], groups[ref_index]
+            detail = f"largest: {w.label} {w.value:.3f} vs reference {r.label} {r.value:.3f} ({w.value / r.value - 1:+.1%})" if r.value else f"largest: {w.label} {w.value:.3f} vs reference {r.label} 0"
+            return Measured(estimate, detail, groups, denominator=min(n for _, n in counts), denominator_what=SMALLEST)
         rc, rn = counts[ref_index]
         others = [i for i in range(len(self.subgroups)) if i != ref_index]
         estimate, worst = largest_difference([(counts[i][0], counts[i][1], rc, rn) for i in others], alpha, interval)

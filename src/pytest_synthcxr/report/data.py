@@ -134,6 +134,7 @@ def _bias_facts(check: Any) -> dict[str, Any]:
     return {
         "metric": check.metric,
         "statistic": check.statistic,
+        "scale": check.scale,
         "finding": check.finding,
         "by": [k for k, _ in check.subgroups[0]] if check.subgroups else [],
         "prompt": "both" if check.statistic == "prompt-effect" else ("named" if check.named else "plain"),

@@ -378,6 +378,8 @@ def _allowed_band(item: dict[str, Any]) -> tuple[tuple[float, float] | None, flo
         return (max(max(rates) - t, 0.0), max(rates)), ref
     if facts["statistic"] == "ratio":
         return (t * max(rates), max(rates)), ref
+    if facts["statistic"] == "deviation" and ref is not None and facts.get("scale") == "relative":
+        return (max(ref * (1 - t), 0.0), min(ref * (1 + t), 1.0)), ref
     if facts["statistic"] == "deviation" and ref is not None:
         return (max(ref - t, 0.0), min(ref + t, 1.0)), ref
     return None, ref
@@ -385,6 +387,8 @@ def _allowed_band(item: dict[str, Any]) -> tuple[tuple[float, float] | None, flo
 
 def _band_text(item: dict[str, Any]) -> str:
     s, t = item["bias"]["statistic"], item["threshold"]
+    if s == "deviation" and item["bias"].get("scale") == "relative":
+        return f"shaded: within {t:.0%} of the reference subgroup's rate (dashed)"
     return {
         "gap": f"shaded: within {t:g} of the highest subgroup (max gap {t:g})",
         "ratio": f"shaded: at least {t:g} x the highest subgroup (min ratio {t:g})",

@@ -73,6 +73,8 @@ class BiasSpec(_Section):
     findings: list[Finding] | None = None
     by: list[Literal["sex", "race"]] = Field(default_factory=lambda: ["sex", "race"], min_length=1)
     prompt: list[Literal["plain", "named"]] = Field(default_factory=lambda: ["plain", "named"], min_length=1)
+    #: deviation only: "relative" bounds max |r_g / r_ref - 1| instead of max |r_g - r_ref|
+    scale: Literal["absolute", "relative"] = "absolute"
     max: float | None = Rate
     min: float | None = Rate
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
@@ -94,6 +96,8 @@ class BiasSpec(_Section):
 
     @model_validator(mode="after")
     def _bound(self) -> "BiasSpec":
+        if self.scale == "relative" and self.statistic != "deviation":
+            raise ValueError(f"scale = 'relative' applies to statistic 'deviation' only, not {self.statistic!r}")
         wanted = "min" if self.statistic == "ratio" else "max"
         other = "max" if wanted == "min" else "min"
         margin, other_margin = ("max_decrease", "max_increase") if wanted == "min" else ("max_increase", "max_decrease")

@@ -41,6 +41,11 @@ class PhantomFaults:
     #: probability, per finding the prompt did not ask for, of a faint ambiguous version of it
     #: (drawn at ghost_severity, where the judge is unsure): the planted uncertainty fault
     ghost: float = 0.0
+    #: ghost probability when the prompt names sex and race (None: `ghost`); drawn from the same
+    #: uniform, so plain-prompt images are untouched. phantom-biased uses it to plant the published
+    #: relative SR deviation (fewer faint false calls under named prompts: the SR then follows the
+    #: planted TPRs more closely)
+    ghost_named: float | None = None
     ghost_severity: tuple[float, float] = (0.15, 0.25)
     #: per finding, the severities where the shipped phantom judge is least sure (measured
     #: entropy peaks, noise 0.02); re-measure after retraining the judge
@@ -94,6 +99,9 @@ PRESETS: dict[str, PhantomFaults] = {
         severity=(0.6, 1.1),
         noise=(0.03, 0.05),
         ghost=0.3,
+        # with names in the prompt: SR of Hispanic women 26% below White women's, as published
+        # (SR counts faint false calls too; with ghost 0.3 they dilute the planted TPRs to ~20%)
+        ghost_named=0.08,
     ),
 }
 
@@ -144,6 +152,7 @@ class PhantomGenerator:
         noise = float(rng.uniform(*self.faults.noise))
         u_age = rng.random()  # drawn last: images of prompts without an age stay what they were
         p_omit = self.faults.omission_for(parsed)
+        p_ghost = self.faults.ghost if not parsed.names_demographics or self.faults.ghost_named is None else self.faults.ghost_named
         findings: dict[str, str | None] = {}
         severities: dict[str, float] = {}
         omitted, added, ghosts = set(), set(), set()
@@ -159,7 +168,7 @@ class PhantomGenerator:
             elif u_add[j] < self.faults.hallucination.get(name, 0.0):
                 added.add(name)
                 findings[name], severities[name] = None, severity
-            elif name in FINDINGS and u_ghost[j] < self.faults.ghost:  # probes stay clean: their rate is the hallucination
+            elif name in FINDINGS and u_ghost[j] < p_ghost:  # probes stay clean: their rate is the hallucination
                 ghosts.add(name)
                 low, high = self.faults.ghost_severity_of.get(name, self.faults.ghost_severity)
                 findings[name], severities[name] = None, float(low + (high - low) * u_faint[j])
