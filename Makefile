@@ -25,8 +25,9 @@ demo: $(STAMP)
 		--synthcxr-csv=$(REPORT_DIR)/samples.csv; status=$$?; \
 	echo "HTML audit report: $(abspath $(REPORT_DIR))/report.html"; exit $$status
 
+# one torch thread per xdist worker: two workers on two cores, not four threads fighting for them
 test: $(STAMP)
-	$(BIN)/pytest -n 2 -p no:randomly
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest -n 2 -p no:randomly
 
 clean:
 	rm -rf $(VENV) $(REPORT_DIR)
