@@ -1,4 +1,4 @@
-"""The pytest item of a ``[[tool.synthcxr.fuzz]]`` check: ``synthcxr::fuzz[<property>-<finding>]``.
+"""The pytest item of a ``[[tool.synthcxr.fuzz]]`` check: ``<audit file>::fuzz[<property>-<finding>]``.
 
 Imported by the plugin's collector only when an audit with fuzz sections runs. Every fuzz item of
 a run shares one :class:`~pytest_synthcxr.fuzz.sampler.PairedSampler` on the audit's generator and judge

@@ -41,12 +41,10 @@ class PytestHtmlHooks:
         prefix.append(f'<p class="synthcxr-summary">synthcxr audit of <code>{escape(self.audit.options.model)}</code>: {escape(text)}.{where}</p>')
 
     def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
-        if not report.nodeid.startswith("synthcxr::"):
-            return
         props = dict(report.user_properties)
-        if "verdict" not in props:
+        if "verdict" not in props or "::" not in report.nodeid:  # not an audit item
             return
-        name = report.nodeid.split("::", 1)[1]
+        name = report.nodeid.rsplit("::", 1)[1]  # <spec file>::<item> or synthcxr::<item>
         parts = [
             f"verdict {props['verdict']}",
             f"estimate {props['estimate']}",
