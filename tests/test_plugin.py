@@ -54,7 +54,7 @@ def test_collect_only_lists_stable_ids(pytester):
 
 def test_builtin_spec_ids_read_synthcxr(pytester):
     result = pytester.runpytest("--synthcxr-model=phantom", "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["synthcxr::bias[[]tpr-gap-Effusion-sex*race[]]", "*tests collected*"])
+    result.stdout.fnmatch_lines(["synthcxr::bias[[]tpr-gap-Effusion-sex*race-named[]]", "*tests collected*"])
 
 
 def test_an_audit_file_runs_when_selected_not_on_a_bare_run(pytester):
