@@ -39,3 +39,33 @@ def test_fair_omission_is_the_same_for_every_subgroup_named_or_not(finding):
     # nothing else is planted: no hallucination, ghost or ignored age
     f = PRESETS["phantom-fair"]
     assert (dict(f.hallucination), f.ghost, f.age_ignored, dict(f.omission_named)) == ({}, 0.0, 0.0, {})
+
+
+FAIR_SPEC = """
+seed = 0
+findings = ["Effusion"]
+[subgroups]
+sex = ["female", "male"]
+race = ["Hispanic"]
+reference = { sex = "female", race = "Hispanic" }
+[[bias]]
+metric = "tpr"
+statistic = "gap"
+prompt = "named"
+max = 0.45
+samples = 150
+"""
+
+
+def test_phantom_fair_through_the_plugin_passes_with_tpr_near_the_planted_truth(pytester):
+    """The alias works end to end; each subgroup's TPR interval holds the planted 0.6 (the judge
+    finds every drawn effusion: sensitivity 1.0 on this preset, benchmarks/bias_rates.json)."""
+    import json
+
+    pytester.makefile(".toml", synthcxr=FAIR_SPEC)
+    result = pytester.runpytest("--synthcxr-model=phantom-fair", "--synthcxr-json=out.json", "--synthcxr-no-cache", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    (item,) = json.loads((pytester.path / "out.json").read_text())["items"]
+    assert item["check"] == "bias[tpr-gap-Effusion-sex*race-named]" and item["verdict"] == "pass"
+    for group in item["groups"]:
+        assert group["low"] <= 1 - FAIR_OMISSION <= group["high"], group
