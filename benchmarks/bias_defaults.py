@@ -34,7 +34,6 @@ import numpy as np
 from pytest_synthcxr.checks.base import positives as _real_positives
 from pytest_synthcxr.checks.bias import BiasCheck
 from pytest_synthcxr.sampling.cells import Cell, derive_seed
-from pytest_synthcxr.sampling.pool import score_column
 from pytest_synthcxr.sampling.prompts import build_prompt, parse_prompt
 from pytest_synthcxr.spec.schema import default_spec_text
 from pytest_synthcxr.spec.vocabulary import FINDINGS
@@ -141,7 +140,7 @@ def _simulate(check: BiasCheck, cell_rates: dict[str, float], runs: int, seed: i
     for _ in range(runs):
         cum = np.cumsum(rng.random((len(keys), check.samples)) < p, axis=1)
 
-        def table_of(_check: Any, n: int) -> Counts:
+        def table_of(_check: Any, n: int, cum: np.ndarray = cum) -> Counts:
             return Counts({k: (int(cum[j, n - 1]), n) for j, k in enumerate(keys)})
 
         # items: a fail stops early only once it also holds at alpha / items (the Holm label), as

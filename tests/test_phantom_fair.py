@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from pytest_synthcxr.models.aliases import BUILTIN_MODELS
-from pytest_synthcxr.models.generators.phantom import FAIR_OMISSION, PRESETS, PhantomGenerator
+from pytest_synthcxr.models.generators.phantom import (
+    FAIR_OMISSION,
+    PRESETS,
+    PhantomGenerator,
+)
 from pytest_synthcxr.sampling.cells import derive_seed
 from pytest_synthcxr.sampling.prompts import build_prompt
 from pytest_synthcxr.stats import intervals
