@@ -24,7 +24,7 @@ def measure_rate(audit: "AuditSession", images: int = TIMED_IMAGES) -> float:
     from ..sampling.cells import derive_seed
 
     pool = audit.pool
-    cells = [c for check in (audit.selected or audit.checks) for c in check.cells()] or []
+    cells = [c for check in (audit.selected or audit.checks) for c in check.cells()]
     prompt = cells[0].prompt if cells else "Pleural effusion."
     key = cells[0].key if cells else "plan"
     seeds = [derive_seed(audit.options.seed, f"plan:{key}", i) for i in range(images + 1)]

@@ -45,14 +45,6 @@ class AuditRun:
         if key not in self.audits:
             model, source = model_of(self.config, path)
             self.audits[key] = self._prepare(open_audit(self.config, path, model, source, several=bool(self.audits)))
-            if len(self.audits) == 2:  # the first audit's outputs need the placeholder too
-                first = next(iter(self.audits.values()))
-                for name in ("report", "json", "csv"):
-                    if getattr(first.options, name) is not None and "{spec}" not in str(getattr(self.config.option, f"synthcxr_{name}", "") or ""):
-                        raise AuditSetupError(
-                            f"synthcxr: several audit files in one run would all write --synthcxr-{name}: put {{spec}} in the "
-                            "path (e.g. reports/{spec}.html), replaced by each file's name"
-                        )
         return self.audits[key]
 
     def _prepare(self, audit: "AuditSession") -> "AuditSession":
@@ -182,18 +174,20 @@ class AuditRun:
         }
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.controller:
-            figures = self._merge_workers()
+        from ..stats.gate import blocks
+
+        if self.controller:  # the workers' figures; the audits themselves live in the workers
+            summaries = [(None, f) for f in self._merge_workers()]
         else:
-            figures = [self._figures(a) for a in self.audits.values() if a.results or a.errors]
-        for audit, f in zip(self.audits.values(), figures) if not self.controller else ((None, f) for f in figures):
+            summaries = [(a, self._figures(a)) for a in self.audits.values() if a.results or a.errors]
+        for audit, f in summaries:
             terminalreporter.section(f"synthcxr audit: {f['spec']}")
             counts = {"pass": 0, "fail": 0, "inconclusive": 0}
             for verdict in f["verdicts"].values():
                 counts[verdict] = counts.get(verdict, 0) + 1
             if f["errors"]:
                 counts["error"] = len(f["errors"])
-            blocking = counts["fail"] + counts.get("error", 0) + (counts["inconclusive"] if f["inconclusive_policy"] == "fail" else 0)
+            blocking = len(f["errors"]) + sum(blocks(v, f["inconclusive_policy"]) for v in f["verdicts"].values())
             verdict = f"release blocked by {blocking} item(s)" if blocking else "no item blocks the release"
             terminalreporter.write_line(", ".join(f"{v} {k}" for k, v in counts.items()) + f": {verdict}")
             terminalreporter.write_line(

@@ -293,9 +293,9 @@ class AuditSession:
     def blocking_count(self) -> int:
         """Items that block the release, as pytest counts them failed: fails, errors, and
         inconclusive items under inconclusive = "fail" (the other policies let them ship)."""
-        counts = self.verdict_counts()
-        blocking = counts["fail"] + counts.get("error", 0)
-        return blocking + (counts["inconclusive"] if self.spec.inconclusive == "fail" else 0)
+        from ..stats.gate import blocks
+
+        return len(self.errors) + sum(blocks(r.verdict, self.spec.inconclusive) for r in self.results.values())
 
     def write_outputs(self) -> list[Path]:
         """Write the requested report files; returns the paths written."""
