@@ -52,7 +52,7 @@ def small_spec(findings: tuple[str, ...] = ("Effusion",), samples: int = 3) -> s
         f"findings = {list(findings)!r}\n"
         "batch_size = 8\n"
         "[subgroups]\nsex = ['female', 'male']\nrace = ['White']\n"
-        "[[bias]]\nmetric = 'tpr'\nstatistic = 'gap'\nprompt = ['plain', 'named']\nmax = 0.5\n"
+        "[[bias]]\nmetric = 'tpr'\nstatistic = 'gap'\nprompt = ['named']\nmax = 0.5\n"
         "[validity]\nmin_sensitivity = 0.5\n"
         "[uncertainty]\nmax_entropy = 0.9\n"
         "[hallucination]\nmax_rate = 0.5\n"

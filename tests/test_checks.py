@@ -13,20 +13,25 @@ from pytest_synthcxr.checks.hallucination import HallucinationCheck
 from pytest_synthcxr.checks.uncertainty import UncertaintyCheck
 from pytest_synthcxr.checks.validity import ValidityCheck
 from pytest_synthcxr.spec.schema import AuditSpec
+from pytest_synthcxr.stats.paired_groups import paired_gap
 
 F, H = (("sex", "female"), ("race", "White")), (("sex", "female"), ("race", "Hispanic"))
 OUTPUTS = ("Effusion", "COVID-19")
 
 
-def table(spec: dict[Cell, dict[str, list[float]]]) -> pd.DataFrame:
-    """Score table with given probabilities per cell and output."""
+def table(spec: dict[Cell, dict[str, list[float]]], *, shared_seeds: bool = False) -> pd.DataFrame:
+    """Score table with given probabilities per cell and output; each cell's own seeds, or with
+    `shared_seeds` the same seed for sample i of every cell (paired cells)."""
     frames = []
-    for cell, scores in spec.items():
+    for k, (cell, scores) in enumerate(spec.items()):
         n = len(next(iter(scores.values())))
         frame = pd.DataFrame({score_column(o): scores.get(o, [0.1] * n) for o in OUTPUTS})
         frame.insert(0, "cell", cell.key)
         frame.insert(1, "finding", cell.finding or "")
         frame["valid"] = True
+        frame["i"] = range(n)
+        frame["seed"] = [i if shared_seeds else 1000 * (k + 1) + i for i in range(n)]
+        frame["seeded"] = True
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -37,21 +42,27 @@ def calls(positive: int, n: int) -> list[float]:
 
 def test_tpr_gap_matches_hand_counts():
     check = BiasCheck(name="x", samples=10, threshold=0.1, direction="max", finding="Effusion", subgroups=(F, H), named=True)
-    t = table({Cell("Effusion", F, True): {"Effusion": calls(8, 10)}, Cell("Effusion", H, True): {"Effusion": calls(4, 10)}})
-    result = check.evaluate(t, 0.95)
+    cells = {Cell("Effusion", F, True, paired=True): {"Effusion": calls(8, 10)}, Cell("Effusion", H, True, paired=True): {"Effusion": calls(4, 10)}}
+    result = check.evaluate(table(cells), 0.95)  # seeds not shared: the unpaired box decides
     expected = stats.gap([8, 4], [10, 10], 0.05)
     assert result.estimate == expected
     assert result.estimate.value == pytest.approx(0.4)
     assert [g.label for g in result.groups] == ["White female", "Hispanic female"]
     assert "lowest Hispanic female 0.400, highest White female 0.800" in result.message()
+    assert "unpaired" in result.message()
+    paired = check.evaluate(table(cells, shared_seeds=True), 0.95)  # the same calls on shared seeds
+    f, h = (np.array(calls(k, 10)) > 0.5 for k in (8, 4))
+    assert paired.estimate == paired_gap([f.astype(float), h.astype(float)], 0.05, "fixed")
+    assert "paired: 10 same-seed samples per subgroup, discordance 0.400" in paired.message()
 
 
 def test_invalid_samples_are_excluded():
-    check = BiasCheck(name="x", samples=4, threshold=0.5, direction="max", finding="Effusion", subgroups=(F,), named=False)
-    t = table({Cell("Effusion", F, False): {"Effusion": [0.9, 0.9, 0.2, 0.9]}})
-    t.loc[3, "valid"] = False
-    assert check.evaluate(t, 0.95).groups[0].count == 2
-    assert check.evaluate(t, 0.95).groups[0].n == 3
+    check = BiasCheck(name="x", samples=4, threshold=0.5, direction="max", finding="Effusion", subgroups=(F, H), named=True)
+    for shared in (False, True):
+        t = table({Cell("Effusion", F, True, paired=True): {"Effusion": [0.9, 0.9, 0.2, 0.9]}, Cell("Effusion", H, True, paired=True): {"Effusion": [0.9] * 4}}, shared_seeds=shared)
+        t.loc[3, "valid"] = False
+        result = check.evaluate(t, 0.95)
+        assert (result.groups[0].count, result.groups[0].n) == (2, 3)
 
 
 def test_selection_rate_counts_every_image_of_the_group():
@@ -59,15 +70,9 @@ def test_selection_rate_counts_every_image_of_the_group():
         name="x", samples=4, threshold=0.2, direction="max", metric="sr", statistic="deviation", finding="Effusion",
         subgroups=(F, H), reference=F, named=True, all_findings=("Effusion",),
     )
-    assert set(check.cells()) == {Cell("Effusion", F, True), Cell(None, F, True), Cell("Effusion", H, True), Cell(None, H, True)}
-    t = table(
-        {
-            Cell("Effusion", F, True): {"Effusion": calls(4, 4)},
-            Cell(None, F, True): {"Effusion": calls(0, 4)},
-            Cell("Effusion", H, True): {"Effusion": calls(2, 4)},
-            Cell(None, H, True): {"Effusion": calls(1, 4)},
-        }
-    )
+    cells = [Cell("Effusion", F, True, True), Cell(None, F, True, True), Cell("Effusion", H, True, True), Cell(None, H, True, True)]
+    assert set(check.cells()) == set(cells)
+    t = table(dict(zip(cells, ({"Effusion": calls(4, 4)}, {"Effusion": calls(0, 4)}, {"Effusion": calls(2, 4)}, {"Effusion": calls(1, 4)}))))
     result = check.evaluate(t, 0.95)
     assert result.estimate.value == pytest.approx(abs(3 / 8 - 4 / 8))
     lo, hi = stats.newcombe(3, 8, 4, 8, 0.05)  # one comparison: no adjustment
@@ -79,25 +84,23 @@ def test_deviation_counts_distinct_images():
     B = (("sex", "female"), ("race", "Black"))
     check = BiasCheck(
         name="x", samples=5, threshold=0.2, direction="max", statistic="deviation", finding="Effusion",
-        subgroups=(F, H, B), reference=F, named=False,
+        subgroups=(F, H, B), reference=F, named=True,
     )
-    t = table({Cell("Effusion", g, False): {"Effusion": calls(k, 5)} for g, k in ((F, 4), (H, 2), (B, 3))})
-    assert check.evaluate(t, 0.95).estimate.n == 15
+    for shared in (False, True):
+        t = table({Cell("Effusion", g, True, True): {"Effusion": calls(k, 5)} for g, k in ((F, 4), (H, 2), (B, 3))}, shared_seeds=shared)
+        assert check.evaluate(t, 0.95).estimate.n == 15
 
 
 def test_prompt_effect_pairs_named_with_plain():
     check = BiasCheck(name="x", samples=10, threshold=0.1, direction="max", statistic="prompt-effect", finding="Effusion", subgroups=(F, H))
-    t = table(
-        {
-            Cell("Effusion", F, True): {"Effusion": calls(9, 10)},
-            Cell("Effusion", F, False): {"Effusion": calls(9, 10)},
-            Cell("Effusion", H, True): {"Effusion": calls(3, 10)},
-            Cell("Effusion", H, False): {"Effusion": calls(9, 10)},
-        }
-    )
-    result = check.evaluate(t, 0.95)
-    assert result.estimate.value == pytest.approx(0.6)
-    assert "Hispanic female named 0.300 vs plain 0.900" in result.detail
+    plain = Cell("Effusion", (), False, paired=True)
+    assert set(check.cells()) == {Cell("Effusion", F, True, True), Cell("Effusion", H, True, True), plain}
+    cells = {Cell("Effusion", F, True, True): {"Effusion": calls(9, 10)}, Cell("Effusion", H, True, True): {"Effusion": calls(3, 10)}, plain: {"Effusion": calls(9, 10)}}
+    for shared in (False, True):
+        result = check.evaluate(table(cells, shared_seeds=shared), 0.95)
+        assert result.estimate.value == pytest.approx(0.6)
+        assert "Hispanic female named 0.300 vs plain 0.900" in result.detail
+        assert ("paired: 10 same-seed" in result.detail) is shared
 
 
 def test_validity_sensitivity_fpr_auroc():

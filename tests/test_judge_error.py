@@ -128,7 +128,7 @@ def test_sequential_run_decides_on_the_corrected_rate_too():
 
 def test_a_small_denominator_never_passes():
     check = BiasCheck(name="x", samples=10, threshold=0.9, direction="max", finding="Effusion", subgroups=(F, H), named=True)
-    t = table({Cell("Effusion", F, True): calls(5, 10), Cell("Effusion", H, True): calls(5, 12)}, "Effusion")
+    t = table({Cell("Effusion", F, True, True): calls(5, 10), Cell("Effusion", H, True, True): calls(5, 12)}, "Effusion")
     assert check.evaluate(t, 0.95).verdict == "pass"  # the rule off (min_denominator 0)
     small = BiasCheck(**{**check.__dict__, "min_denominator": 20})
     result = small.evaluate(t, 0.95)
@@ -137,7 +137,7 @@ def test_a_small_denominator_never_passes():
     assert result.note in result.message()
     # a fail is still a fail
     failing = BiasCheck(**{**small.__dict__, "threshold": 0.05})
-    t2 = table({Cell("Effusion", F, True): calls(10, 10), Cell("Effusion", H, True): calls(0, 12)}, "Effusion")
+    t2 = table({Cell("Effusion", F, True, True): calls(10, 10), Cell("Effusion", H, True, True): calls(0, 12)}, "Effusion")
     assert failing.evaluate(t2, 0.95).verdict == "fail"
 
 
@@ -241,7 +241,7 @@ def test_tpr_gap_is_corrected_beside_the_raw_one():
     check = BiasCheck(
         name="x", samples=100, threshold=0.2, direction="max", finding="Effusion", subgroups=(F, H), named=True, judge_accuracy=judge
     )
-    t = table({Cell("Effusion", F, True): calls(80, 100), Cell("Effusion", H, True): calls(60, 100)}, "Effusion")
+    t = table({Cell("Effusion", F, True, True): calls(80, 100), Cell("Effusion", H, True, True): calls(60, 100)}, "Effusion")
     result = check.evaluate(t, 0.95)
     assert result.estimate == stats.gap([80, 60], [100, 100], 0.05)  # raw gap 0.2 decides by default
     raw_third = stats.gap([80, 60], [100, 100], 0.05 / 3)

@@ -59,7 +59,15 @@ def test_biased_phantom_fails_exactly_the_planted_faults(pytester):
     failing = {name for name, i in items.items() if i["verdict"] != "pass"}
     assert failing == {
         "bias[tpr-gap-Effusion-sex*race-named]",  # planted: omission 0.26 .. 0.56 by subgroup when named
-        "bias[tpr-prompt-effect-Effusion-sex*race]",  # planted: plain prompts omit only 2%
+        "bias[tpr-gap-Effusion-sex-perceived]",  # planted: plain prompts omit 0.7 for women, 0.4 for men
+        "bias[tpr-prompt-effect-Effusion-sex*race]",  # planted: named 0.26 (White men) vs plain 0.55
+        # the fair world's imperfection, shared: plain prompts omit 40-70% of requested findings
+        "validity[sensitivity-Cardiomegaly]",
+        "validity[sensitivity-Effusion]",
+        "validity[sensitivity-Pneumothorax]",
+        "validity[auroc-Cardiomegaly]",
+        "validity[auroc-Effusion]",
+        "validity[auroc-Pneumothorax]",
         "uncertainty[Cardiomegaly]",  # planted: faint ambiguous findings
         "uncertainty[Effusion]",
         "uncertainty[Pneumothorax]",
@@ -81,10 +89,19 @@ def test_biased_phantom_fails_exactly_the_planted_faults(pytester):
         assert low <= truth <= high, (group, truth)
     hf = next(g for g in named["groups"] if g["label"] == "Hispanic female")
     wf = next(g for g in named["groups"] if g["label"] == "White female")
-    assert hf["rate"] == pytest.approx(0.44, abs=0.08) and wf["rate"] == pytest.approx(0.64, abs=0.08)
+    # (the item stops at its first fail, about 180 samples: a stopped estimate leans to the extreme)
+    assert hf["rate"] == pytest.approx(0.44, abs=0.12) and wf["rate"] == pytest.approx(0.64, abs=0.12)
     # the truth of the gap itself lies in the decided interval
     truths = [(1 - faults.omission_named[f"{s}/{r}"]) * sens + faults.omission_named[f"{s}/{r}"] * fpr for s, r in GROUPS]
     assert named["low"] <= max(truths) - min(truths) <= named["high"]
+
+    # perceived sex on plain prompts: the phantom draws the patient's sex (a fair coin) and omits
+    # 70% of requested effusions for women, 40% for men; phantom-attributes reads sex (validation
+    # accuracy 1.0), so the perceived TPR gap is 0.3 x (sensitivity - FPR)
+    perceived = items["bias[tpr-gap-Effusion-sex-perceived]"]
+    omit = faults.omission_drawn_sex["female"], faults.omission
+    truth = (omit[0] - omit[1]) * (sens - fpr)
+    assert perceived["low"] <= truth <= perceived["high"] and "female (perceived)" in perceived["detail"]
 
     c_sens, c_fpr = judge_rates("phantom-biased", "COVID-19")
     p_add = faults.hallucination["COVID-19"]

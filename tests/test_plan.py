@@ -32,14 +32,14 @@ def test_plan_shows_the_power_based_size_beside_the_budget():
     assert rows["hallucination[COVID-19]"].power == 20
     # TPR gap over 4 subgroups: per subgroup a difference 0.05 beyond the bound with sd 0.5 at
     # alpha / 4: 2 (z_0.0125 + z_0.1)^2 (0.5 / 0.05)^2 = 2 (2.24140 + 1.28155)^2 100 = 2482.3 -> 2483
-    assert rows["bias[tpr-gap-Effusion-sex*race]"].power == 2483
+    assert rows["bias[tpr-gap-Effusion-sex*race-named]"].power == 2483
     # validity sensitivity, min 0.8: pass side 0.85 needs the most: pooled over the 4 cells asked for it
     from pytest_synthcxr import stats
 
     assert rows["validity[sensitivity-Effusion]"].power == -(-stats.proportion_samples(0.8, 0.05) // 4)
     lines = format_plan(list(rows.values()), 960)
     assert any(line.startswith("hallucination[COVID-19]") and line.split()[3] == "20" for line in lines)
-    assert any("budget below the power-based size" in line and "bias[tpr-gap-Effusion-sex*race]" in line for line in lines)
+    assert any("budget below the power-based size" in line and "bias[tpr-gap-Effusion-sex*race-named]" in line for line in lines)
 
 
 def test_plan_option_generates_nothing(pytester):
@@ -78,4 +78,4 @@ def test_rule_power_is_the_power_of_the_rule_that_runs():
     # the fixed-sample formula's 90% is not what the rules deliver at these budgets; sequential less still
     sens = "validity[sensitivity-Effusion]"
     assert sequential[sens].rule_power < fixed[sens].rule_power < 0.9
-    assert sequential["bias[tpr-gap-Effusion-sex*race]"].rule_power is None  # not simulated: shown as '-'
+    assert sequential["bias[tpr-gap-Effusion-sex*race-named]"].rule_power is None  # not simulated: shown as '-'

@@ -5,8 +5,8 @@ import json
 
 SPEC = """
 # phantom-biased truth, far from each bound: COVID-19 flagged on ~42% of images (max 0.1),
-# Effusion drawn in ~98% of plain prompts that ask for it (min sensitivity 0.5), the same plain
-# omission (2%) for every subgroup (TPR gap ~0, max 0.3)
+# Effusion drawn in ~45% of plain prompts that ask for it (omission 0.4 for men, 0.7 for women;
+# min sensitivity 0.2), a perceived-sex TPR gap of about 0.3 on plain prompts (max 0.7)
 samples_per_cell = 128
 findings = ["Effusion"]
 
@@ -17,17 +17,18 @@ race = ["White"]
 [[bias]]
 metric = "tpr"
 statistic = "gap"
+by = ["sex"]
 prompt = "plain"
-max = 0.3
+max = 0.7
 
 [validity]
-min_sensitivity = 0.5
+min_sensitivity = 0.2
 
 [hallucination]
 max_rate = 0.1
 """
 EXPECTED = {
-    "bias[tpr-gap-Effusion-sex*race]": "pass",
+    "bias[tpr-gap-Effusion-sex-perceived]": "pass",
     "validity[sensitivity-Effusion]": "pass",
     "hallucination[COVID-19]": "fail",
 }

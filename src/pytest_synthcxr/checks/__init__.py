@@ -43,7 +43,8 @@ def build_checks(spec: AuditSpec) -> list[Check]:
         for metric in entry.metric:
             for finding in entry.findings or spec.findings:
                 for named in modes:
-                    suffix = "-named" if named else ""
+                    # plain prompts: subgroups as an attribute judge perceives them (issue 17)
+                    suffix = "-named" if named else "" if named is None else "-perceived"
                     statistic = "relative-deviation" if entry.scale == "relative" else entry.statistic
                     checks.append(
                         BiasCheck(

@@ -259,6 +259,12 @@ def rows(table: Any, cells: Iterable[Cell]) -> Any:
     return table[table["cell"].isin(keys) & table["valid"]]
 
 
+def cell_rows(table: Any, cell: Cell) -> Any:
+    """Every row of one cell (invalid images too), in sample-index order."""
+    selected = table[table["cell"] == cell.key]
+    return selected.sort_values("i", kind="stable") if "i" in selected.columns else selected
+
+
 def positives(table: Any, cells: Iterable[Cell], output: str) -> tuple[int, int]:
     """(count called positive for `output`, number of valid images) over the cells' rows."""
     selected = rows(table, cells)

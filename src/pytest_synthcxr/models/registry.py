@@ -245,13 +245,34 @@ def _hub_cached(repo_id: str, revision: str | None) -> bool:
 # -- judges ---------------------------------------------------------------------------------------
 
 
+#: the attribute judge added to a default panel for perceived-subgroup bias items, per attribute
+_PHANTOM_ATTRIBUTES = {"sex": "phantom-attributes", "age": "phantom-attributes"}
+
+
+def perceived_attributes(spec: Any) -> list[str]:
+    """Attributes the spec's plain-prompt bias items group images by (perceived subgroups)."""
+    wanted: list[str] = []
+    for entry in getattr(spec, "bias", None) or []:
+        if entry.statistic != "prompt-effect" and "plain" in entry.prompt:
+            wanted += [k for k in ("sex", "race") if k in entry.by and k not in wanted]
+    return wanted
+
+
 def judge_names(plan: ModelPlan, spec: Any) -> list[str]:
-    names = spec.judge if spec is not None and spec.judge is not None else plan.config.judge
+    chosen = spec is not None and spec.judge is not None
+    names = spec.judge if chosen else plan.config.judge
     if names is None:
         names = "phantom" if plan.config.kind == "phantom" else "xrv"
     if not names:  # judge = [] would leave every check without scores
         raise ModelError('synthcxr: the judge list is empty: name at least one judge, e.g. judge = "xrv" or judge = ["xrv", "covid"]')
-    return [names] if isinstance(names, str) else list(names)
+    names = [names] if isinstance(names, str) else list(names)
+    if not chosen:  # a default panel gains the attribute judges perceived-subgroup bias items need
+        phantom = plan.config.kind == "phantom"
+        for attribute in perceived_attributes(spec):
+            extra = _PHANTOM_ATTRIBUTES.get(attribute) if phantom else f"xrv-{attribute}"
+            if extra and extra not in names:
+                names.append(extra)
+    return names
 
 
 def known_judges(spec: Any = None) -> list[str]:
@@ -412,14 +433,16 @@ def check(name: str, source: str, loaded: Any, *, allow_pickle: bool = False) ->
             problems.append(f"{check_name} needs the output {output!r}, but {why}{hint}")
         if problems:  # every output the spec needs and no judge scores, in one message
             raise ModelError("synthcxr: " + (problems[0] if len(problems) == 1 else f"{len(problems)} outputs are not scored: " + "; ".join(problems)))
-        for c in checks:  # demographic fidelity needs an attribute judge in the panel
-            attribute = getattr(c, "attribute", None) if c.family == "demographic" else None
-            if attribute and not any(o == attribute or o.startswith(f"{attribute}:") for o in outputs):
-                shown = "'age'" if attribute == "age" else f"'{attribute}:*'"
-                raise ModelError(
-                    f"synthcxr: {c.nodename} needs {attribute} outputs ({shown}), but judge(s) "
-                    f"{', '.join(j.name for j in judges)} score none; add an attribute judge, e.g. judge = [\"{judges[0].name}\", \"xrv-{attribute}\"]"
-                )
+        for c in checks:  # demographic fidelity and perceived-subgroup bias need an attribute judge
+            needed = (getattr(c, "attribute", None),) if c.family == "demographic" else getattr(c, "attributes_needed", lambda: ())()
+            for attribute in filter(None, needed):
+                if not any(o == attribute or o.startswith(f"{attribute}:") for o in outputs):
+                    shown = "'age'" if attribute == "age" else f"'{attribute}:*'"
+                    hint = " (phantom-attributes reads sex and age only: use by = [\"sex\"] in the phantom world)" if plan.config.kind == "phantom" else ""
+                    raise ModelError(
+                        f"synthcxr: {c.nodename} needs {attribute} outputs ({shown}), but judge(s) "
+                        f"{', '.join(j.name for j in judges)} score none; add an attribute judge, e.g. judge = [\"{judges[0].name}\", \"xrv-{attribute}\"]{hint}"
+                    )
     if plan.config.kind == "folder" and checks:
         _check_manifest_prompts(plan, checks)
     return plan

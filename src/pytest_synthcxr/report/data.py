@@ -247,9 +247,11 @@ def _implicated(check: Any, item: dict[str, Any]) -> list[tuple[tuple[tuple[str,
     groups = item["groups"]
     if not groups:
         return []
-    if check.statistic == "prompt-effect":
-        diffs = [abs(groups[2 * i]["rate"] - groups[2 * i + 1]["rate"]) for i in range(len(check.subgroups))]
-        return [(check.subgroups[int(np.argmax(diffs))], ("named", "plain"))]
+    if check.statistic == "prompt-effect":  # groups: each subgroup named, then the plain prompt (all)
+        diffs = [abs(groups[i]["rate"] - groups[-1]["rate"]) for i in range(len(check.subgroups))]
+        return [(check.subgroups[int(np.argmax(diffs))], ("named",))]
+    if getattr(check, "perceived", False):  # perceived subgroups have no heatmap cell of their own
+        return []
     mode = (_mode(check.named),)
     rates = [g["rate"] for g in groups]
     if check.statistic in ("gap", "ratio"):

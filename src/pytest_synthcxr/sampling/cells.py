@@ -11,11 +11,20 @@ from .prompts import build_prompt
 @dataclass(frozen=True, order=True)
 class Cell:
     """One generation condition: the finding asked for (None: a normal study), the subgroup, and
-    whether the subgroup's sex/race are written into the prompt ("named") or not ("plain")."""
+    whether the subgroup's sex/race are written into the prompt ("named") or not ("plain").
+
+    A `paired` cell draws its seeds from the finding alone (see `seed_key`): every paired cell of
+    one finding, whatever its subgroup or prompt mode, uses the same seed for sample i, so the
+    images of two subgroups differ only through the demographic words of the prompt and their
+    outcomes can be compared seed by seed (bias statistics, issue 17). Paired cells are separate
+    cells from the unpaired ones other checks use: pooling same-seed images of several subgroups
+    into one rate (as a demographic-fidelity share does) would count correlated images as
+    independent ones."""
 
     finding: str | None
     subgroup: tuple[tuple[str, str], ...] = ()
     named: bool = False
+    paired: bool = False
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -28,7 +37,12 @@ class Cell:
     @property
     def key(self) -> str:
         group = ",".join(f"{k}={v}" for k, v in self.subgroup) or "all"
-        return f"{self.finding or 'normal'}|{group}|{'named' if self.named else 'plain'}"
+        return f"{self.finding or 'normal'}|{group}|{'named' if self.named else 'plain'}{'|paired' if self.paired else ''}"
+
+    @property
+    def seed_key(self) -> str:
+        """What sample seeds derive from: the cell's key, or for a paired cell its finding only."""
+        return f"{self.finding or 'normal'}|paired" if self.paired else self.key
 
 
 def derive_seed(base_seed: int, cell_key: str, index: int) -> int:

@@ -27,7 +27,7 @@ def requests(checks: Iterable[Any], base_seed: int) -> list[tuple[Cell, int, int
     need = cell_budgets(list(checks))
     ordered = sorted(need, key=lambda c: c.key)
     most = max(need.values(), default=0)
-    return [(cell, i, derive_seed(base_seed, cell.key, i)) for i in range(most) for cell in ordered if i < need[cell]]
+    return [(cell, i, derive_seed(base_seed, cell.seed_key, i)) for i in range(most) for cell in ordered if i < need[cell]]
 
 
 def template(rows: Sequence[tuple[Cell, int, int]]) -> str:

@@ -1,6 +1,6 @@
 """The sample pool: grows cells on demand, judges each image once, and serves the score table.
 
-Sample i of cell c is generated with seed derive_seed(base_seed, c.key, i), so the table is the
+Sample i of cell c is generated with seed derive_seed(base_seed, c.seed_key, i), so the table is the
 same whatever order checks ask in, whatever the batch size, and whichever check asked first.
 """
 
@@ -137,7 +137,7 @@ class SamplePool:
             self.progress(len(done), len(todo))
 
     def _seed(self, item: _Todo) -> int:
-        return derive_seed(self.base_seed, item[0].cell.key, item[1])
+        return derive_seed(self.base_seed, item[0].cell.seed_key, item[1])
 
     def _judge(self, images: np.ndarray, bad: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -317,11 +317,20 @@ class SamplePool:
                 "i": np.arange(n),
                 "seed": np.asarray(entry.seeds, dtype=np.int64),
                 "valid": np.asarray(entry.valid, dtype=bool),
+                # made with its own seed (a folder manifest may serve another row): pairs by seed
+                "seeded": self._seeded(cell, entry.seeds),
             }
             for j, output in enumerate(self.judge.outputs):
                 columns[score_column(output)] = scores[:, j]
             entry.frame = pd.DataFrame(columns)
         return entry.frame
+
+    def _seeded(self, cell: Cell, seeds: Sequence[int]) -> np.ndarray:
+        matched = getattr(self.generator, "seed_matched", None)
+        if matched is None:  # generators that draw from the seed
+            return np.ones(len(seeds), dtype=bool)
+        prompt = cell.prompt
+        return np.asarray([bool(matched(prompt, int(s))) for s in seeds], dtype=bool)
 
     def images(self, cells: Sequence[Cell], n: int) -> tuple[np.ndarray, Any]:
         """Images of samples 0..n-1 of the cells, in the row order of table(cells, n), with that

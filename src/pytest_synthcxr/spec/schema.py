@@ -72,7 +72,9 @@ class BiasSpec(_Section):
     statistic: Literal["gap", "ratio", "deviation", "prompt-effect"] = "gap"
     findings: list[Finding] | None = None
     by: list[Literal["sex", "race"]] = Field(default_factory=lambda: ["sex", "race"], min_length=1)
-    prompt: list[Literal["plain", "named"]] = Field(default_factory=lambda: ["plain", "named"], min_length=1)
+    #: "named": sex and race written into the prompt, one paired cell per subgroup; "plain": one
+    #: prompt for everyone, images grouped by the subgroup an attribute judge perceives (issue 17)
+    prompt: list[Literal["plain", "named"]] = Field(default_factory=lambda: ["named"], min_length=1)
     #: deviation only: "relative" bounds max |r_g / r_ref - 1| instead of max |r_g - r_ref|
     scale: Literal["absolute", "relative"] = "absolute"
     max: float | None = Rate

@@ -232,6 +232,12 @@ class FolderGenerator:
                 return ""
         return f"{size[0]}x{size[1]}"
 
+    def seed_matched(self, prompt: str, seed: int) -> bool:
+        """Whether the image serving (prompt, seed) was made with that very seed (its manifest
+        row names it): only such images pair with other prompts' images on the same seed."""
+        j = self._pick_readonly(prompt, seed)
+        return j is not None and self.rows[j]["seed"] == int(seed)
+
     def _pick_readonly(self, prompt: str, seed: int) -> int | None:
         if self.assigned is not None:
             return self.assigned.get((prompt, int(seed)))

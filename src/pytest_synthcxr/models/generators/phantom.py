@@ -47,6 +47,17 @@ class PhantomFaults:
     #: planted TPRs more closely)
     ghost_named: float | None = None
     ghost_severity: tuple[float, float] = (0.15, 0.25)
+    #: plain prompts only: omission by the sex the phantom draws for the patient (the image shows
+    #: it; an attribute judge reads it back), falling back to `omission`. phantom-biased plants a
+    #: perceived-sex disparity with it, for bias items on prompts that name no demographics
+    omission_drawn_sex: Mapping[str, float] = field(default_factory=dict)
+    #: same-seed coupling: the probability that two prompts differing in their demographic words
+    #: (sex, race, age; or naming none) share every random draw of an image (omissions, ghosts,
+    #: severity, noise, anatomy) on the same seed; otherwise the demographic words pick an
+    #: independent stream. 1: a word changes only what it names (the renderer's counterfactual
+    #: pairs); 0: same-seed images are as unrelated as different seeds. A real diffusion model
+    #: sits in between (the same noise under other words changes the image partly).
+    coupling: float = 1.0
     #: per finding, the severities where the shipped phantom judge is least sure (measured
     #: entropy peaks, noise 0.02); re-measure after retraining the judge
     ghost_severity_of: Mapping[str, tuple[float, float]] = field(
@@ -60,9 +71,9 @@ class PhantomFaults:
         }
     )
 
-    def omission_for(self, parsed: ParsedPrompt) -> float:
+    def omission_for(self, parsed: ParsedPrompt, drawn_sex: str | None = None) -> float:
         if not parsed.names_demographics:
-            return self.omission
+            return self.omission_drawn_sex.get(drawn_sex or "", self.omission)
         key = f"{parsed.sex}/{parsed.race}"
         if key in self.omission_named:
             return self.omission_named[key]
@@ -72,18 +83,28 @@ class PhantomFaults:
 #: omission of the fair world: real judges on real generators find 0.44-0.64 of the requested
 #: findings (the published audit), so a fair model's TPR sits near 0.6, not near 1
 FAIR_OMISSION = 0.4
+#: same-seed coupling of the fair and biased presets: no published measurement says how often a
+#: real diffusion model's omission survives a change of demographic words under the same noise,
+#: so the presets take the middle (half the pairs share every draw, half share none); the pairing
+#: benchmarks report 0, 0.25, 0.5, 0.75 and 1 as well (benchmarks/paired_bias.py)
+PRESET_COUPLING = 0.5
 
 PRESETS: dict[str, PhantomFaults] = {
     "phantom": PhantomFaults(),
     # A fair but imperfect model-plus-judge system: 40% of requested findings are left out (TPR
     # about 0.6), the same for every subgroup, with or without demographics in the prompt; no
     # other fault. A bias gate must pass it: a gate that only passes TPR near 1 blocks every real model.
-    "phantom-fair": PhantomFaults(omission=FAIR_OMISSION),
+    "phantom-fair": PhantomFaults(omission=FAIR_OMISSION, coupling=PRESET_COUPLING),
     # Mirrors the published RoentGen audit (arXiv 2312.06979): with sex and race in the prompt,
     # TPR about 0.44 for Hispanic women vs 0.64 for White women (0.56 Asian women); about 42% of
     # images flagged as COVID-19; fainter findings in noisier images (more judge uncertainty).
+    # Shares phantom-fair's imperfection (omission 0.4 for plain prompts, coupling 0.5) and adds
+    # the planted disparities: the named-prompt TPRs below, and for plain prompts more omissions
+    # for women (0.7 against 0.4: a perceived-sex TPR gap of about 0.27 through the phantom judge).
     "phantom-biased": PhantomFaults(
-        omission=0.02,
+        omission=FAIR_OMISSION,
+        omission_drawn_sex={"female": 0.7},
+        coupling=PRESET_COUPLING,
         omission_named={
             "female/White": 0.36,
             "female/Black": 0.38,
@@ -104,6 +125,12 @@ PRESETS: dict[str, PhantomFaults] = {
         ghost_named=0.08,
     ),
 }
+
+
+def _words_key(parsed: ParsedPrompt) -> int:
+    """A stream number from a prompt's demographic words only (not its findings)."""
+    words = f"{parsed.sex}|{parsed.race}|{parsed.age}".encode()
+    return int.from_bytes(hashlib.sha256(words).digest()[:8], "big") >> 1
 
 
 @dataclass(frozen=True)
@@ -143,7 +170,11 @@ class PhantomGenerator:
     def plan(self, prompt: str, seed: int) -> tuple[Scene, Drawn, np.random.Generator]:
         """Decide (without rendering) what this prompt and seed produce."""
         parsed = parse_prompt(prompt)
-        rng = np.random.default_rng(seed)
+        # coupling: one uniform per seed (its own stream) decides whether this seed's images share
+        # every draw whatever their demographic words, or draw from a stream those words select
+        coupled = float(np.random.default_rng([seed, 2]).random()) < self.faults.coupling
+        stream = [seed] if coupled else [seed, _words_key(parsed)]
+        rng = np.random.default_rng(stream)
         # fixed number of draws in a fixed order, whatever the prompt says
         u_omit, u_add, u_ghost = rng.random(len(_ALL)), rng.random(len(_ALL)), rng.random(len(_ALL))
         u_faint = rng.random(len(_ALL))
@@ -151,7 +182,8 @@ class PhantomGenerator:
         severity = float(rng.uniform(*self.faults.severity))
         noise = float(rng.uniform(*self.faults.noise))
         u_age = rng.random()  # drawn last: images of prompts without an age stay what they were
-        p_omit = self.faults.omission_for(parsed)
+        sex = parsed.sex or SEXES[int(u_sex < 0.5)]
+        p_omit = self.faults.omission_for(parsed, sex)
         p_ghost = self.faults.ghost if not parsed.names_demographics or self.faults.ghost_named is None else self.faults.ghost_named
         findings: dict[str, str | None] = {}
         severities: dict[str, float] = {}
@@ -172,11 +204,10 @@ class PhantomGenerator:
                 ghosts.add(name)
                 low, high = self.faults.ghost_severity_of.get(name, self.faults.ghost_severity)
                 findings[name], severities[name] = None, float(low + (high - low) * u_faint[j])
-        sex = parsed.sex or SEXES[int(u_sex < 0.5)]
         age = parsed.age if parsed.age is not None and u_age >= self.faults.age_ignored else age
         scene = Scene(findings=findings, sex=sex, age=age, severity=severities, noise=noise)
         drawn = Drawn({k: v for k, v in findings.items() if k not in ghosts}, frozenset(omitted), frozenset(added), frozenset(ghosts), sex, age)
-        return scene, drawn, np.random.default_rng([seed, 1])
+        return scene, drawn, np.random.default_rng([*stream, 1])
 
     def draw(self, prompt: str, seed: int) -> tuple[np.ndarray, Drawn]:
         scene, drawn, rng = self.plan(prompt, seed)
