@@ -63,7 +63,7 @@ def test_biased_phantom_falsifies_demographic_invariance(biased_pool):
         assert spec.demographics.race_word in spec.text and spec.demographics.sex_word in spec.text
     omission = PRESETS["phantom-biased"].omission_named
     planted = omission[f"{a.sex}/{a.race}"] - omission[f"{b.sex}/{b.race}"]
-    assert abs(planted) >= 0.1, "the shrunk pair is one whose planted omission rates differ"
+    assert abs(planted) >= 0.1 - 1e-9, "the shrunk pair is one whose planted omission rates differ"
     # the subgroup with more planted omission is the one the judge calls positive less often
     assert (planted > 0) == (comparison.difference.value < 0)
     assert abs(comparison.difference.value) > DELTA and comparison.mcnemar.only_a + comparison.mcnemar.only_b > 0

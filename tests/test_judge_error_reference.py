@@ -44,7 +44,7 @@ def test_the_reference_confusion_counts_correct_the_items(pytester) -> None:
     data = json.loads((pytester.path / "out.json").read_text())
     measured = next(j for j in data["reference"]["judge"] if j["finding"] == "Effusion")["confusion"]
     items = {i["check"]: i for i in data["items"]}
-    for name in ("validity[sensitivity-Effusion]", "bias[tpr-gap-Effusion-sex]"):
+    for name in ("validity[sensitivity-Effusion]", "bias[tpr-gap-Effusion-sex-perceived]"):
         corrected = items[name]["judge_corrected"]
         assert corrected is not None and corrected["counts"] == measured, name
     assert measured["tp"] + measured["fn"] > 0 and measured["tn"] + measured["fp"] > 0

@@ -188,13 +188,14 @@ def _recompute(item: dict, csv: pd.DataFrame) -> float:
     if bias["metric"] == "tpr":
         rows = rows[rows["finding"] == subject]
     rates = {}
-    for values, group in rows.groupby(keys + ["named"]):
+    for values, group in rows[rows["named"]].groupby(keys + ["named"]):
         count, n = _positive(group, subject)
         rates[values] = count / n
     if bias["statistic"] == "gap":
         return max(rates.values()) - min(rates.values())
-    if bias["statistic"] == "prompt-effect":
-        return max(abs(rates[(*g[:-1], True)] - rates[(*g[:-1], False)]) for g in rates)
+    if bias["statistic"] == "prompt-effect":  # each subgroup named vs the one plain prompt
+        plain = _positive(rows[~rows["named"]], subject)
+        return max(abs(v - plain[0] / plain[1]) for v in rates.values())
     ref = next(v for g, v in rates.items() if bias["reference"].split() == [g[1], g[0]])
     return max(abs(v - ref) for v in rates.values())
 
@@ -209,9 +210,9 @@ def test_csv_reproduces_every_estimate(written):
     _, folder, _ = written
     data = json.loads((folder / "r.json").read_text())
     csv = _read_csv(folder / "r.csv")
-    assert list(csv.columns[:10]) == ["cell", "finding", "sex", "race", "age", "named", "i", "seed", "valid", "prompt"]
-    assert list(csv.columns[10:]) == [f"p:{o}" for o in OUTPUTS]
-    assert len(data["items"]) == 15
+    assert list(csv.columns[:11]) == ["cell", "finding", "sex", "race", "age", "named", "i", "seed", "valid", "prompt", "seeded"]
+    assert list(csv.columns[11:]) == [f"p:{o}" for o in OUTPUTS]
+    assert len(data["items"]) == 13
     for item in data["items"]:
         assert _recompute(item, csv) == pytest.approx(item["estimate"], abs=1e-6), item["check"]
     # the heatmap too: every TPR/SR entry is its count over its n from the CSV

@@ -154,12 +154,29 @@ class BiasCheck(Check):
         return outcomes, paired
 
     def _measure_raw(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
-        if self.statistic == "prompt-effect":
-            return self._prompt_effect(table, alpha, interval)
         if self.perceived:
             return self._perceived(table, alpha, interval)
+        core = self._prompt_effect if self.statistic == "prompt-effect" else self._named
+        if interval == "fixed":
+            return core(table, alpha, interval)
+        # anytime: the paired confidence sequence (empirical Bernstein) is loose for its first few
+        # dozen pairs, where the unpaired beta-binomial one is tight; both at alpha / 2 hold
+        # together with probability >= 1 - alpha, so their intersection does too, and it is the
+        # narrower of the two wherever either is narrow
+        paired = core(table, alpha / 2, interval)
+        if not (paired.stats or {}).get("paired"):
+            return core(table, alpha, interval)
+        unpaired = core(table, alpha / 2, interval, unpaired=True).estimate
+        e = paired.estimate
+        low, high = max(e.low, unpaired.low), min(e.high, unpaired.high)
+        if low > high:  # the two disagree (an event of probability <= alpha): keep both ranges
+            low, high = min(e.low, unpaired.low), max(e.high, unpaired.high)
+        detail = paired.detail + "; interval: paired and unpaired confidence sequences (alpha/2 each) intersected"
+        return replace(paired, estimate=replace(e, low=low, high=high), detail=detail)
+
+    def _named(self, table: Any, alpha: float, interval: IntervalKind, unpaired: bool = False) -> Measured:
         outcomes, paired = self._paired_arrays(table, [(g, True) for g in self.subgroups])
-        if not paired:
+        if not paired or unpaired:
             counts = [positives(table, self._cells_of(g, True), self.finding) for g in self.subgroups]
             return self._unpaired(counts, [label(g) for g in self.subgroups], alpha, interval, UNPAIRED)
         counts = [(int(np.nansum(o)), int(np.isfinite(o).sum())) for o in outcomes]
@@ -253,9 +270,10 @@ class BiasCheck(Check):
             how += f"; not judgeable (the judge has no such class, left out): {', '.join(unjudgeable)}"
         return self._unpaired(counts, [f"{label(g)} (perceived)" for g in judgeable], alpha, interval, how)
 
-    def _prompt_effect(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
+    def _prompt_effect(self, table: Any, alpha: float, interval: IntervalKind, unpaired: bool = False) -> Measured:
         """Per subgroup, its named prompt against the plain prompt (the same for everyone)."""
         outcomes, paired = self._paired_arrays(table, [*((g, True) for g in self.subgroups), ((), False)])
+        paired = paired and not unpaired
         plain = outcomes[-1]
         if paired:
             estimate, worst = paired_largest_difference([(o, plain) for o in outcomes[:-1]], alpha, interval)

@@ -393,7 +393,7 @@ def _band_text(item: dict[str, Any]) -> str:
         "gap": f"shaded: within {t:g} of the highest subgroup (max gap {t:g})",
         "ratio": f"shaded: at least {t:g} x the highest subgroup (min ratio {t:g})",
         "deviation": f"shaded: within {t:g} of the reference subgroup (dashed)",
-        "prompt-effect": f"shaded per row: within {t:g} of the same subgroup's rate with plain prompts",
+        "prompt-effect": f"shaded per row: within {t:g} of the plain prompt's rate (the last row)",
     }.get(s, "")
 
 
@@ -410,9 +410,9 @@ def bias_panels(items: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[
             rows, row_bands = [], []
             for g in groups:
                 rows.append(g)
-            for i in range(0, len(groups), 2):
-                plain = groups[i + 1]["rate"]
-                row_bands += [(max(plain - item["threshold"], 0.0), min(plain + item["threshold"], 1.0)), None]
+            # groups: each subgroup's named prompt, then the plain prompt (one for everyone)
+            plain = groups[-1]["rate"]
+            row_bands = [(max(plain - item["threshold"], 0.0), min(plain + item["threshold"], 1.0))] * (len(groups) - 1) + [None]
             plot = interval_plot(rows, axis=axis, row_bands=row_bands)
         else:
             band, ref = _allowed_band(item)
