@@ -1,9 +1,9 @@
 """The built-in spec's bias items decide (issue 17): a fair but imperfect model (phantom-fair: TPR
 about 0.6 in every subgroup) passes each, phantom-biased fails each, by seeded simulation of the
-rule that runs (stats.sequential.run_check on the real BiasCheck, judge calls drawn at each
-cell's planted rate). Short version for CI; benchmarks/bias_defaults.py runs 500 runs per row
-with judge rates measured on rendered phantoms, and its tables are in benchmarks/README.md and
-docs/bias.md."""
+rule that runs (stats.sequential.run_check on the real BiasCheck, on score tables drawn with the
+phantom's same-seed coupling 0.5); and pairing subgroups on shared seeds spends fewer images than
+giving each its own seeds. Short version for CI; benchmarks/bias_defaults.py runs 200 runs per row
+and its tables are in benchmarks/README.md ("Paired bias items (issue 17)")."""
 
 from __future__ import annotations
 
@@ -12,16 +12,10 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from pytest_synthcxr.checks import build_checks
 from pytest_synthcxr.checks.bias import BiasCheck
-from pytest_synthcxr.models.generators.phantom import PRESETS
-from pytest_synthcxr.sampling.pool import score_column
-from pytest_synthcxr.sampling.prompts import parse_prompt
-from pytest_synthcxr.spec.schema import load_spec
-from pytest_synthcxr.stats import sequential
+from pytest_synthcxr.models.generators.phantom import PRESET_COUPLING
 
 BENCH = Path(__file__).parent.parent / "benchmarks" / "bias_defaults.py"
 
@@ -38,51 +32,57 @@ def bench():
 
 
 def default_bias_checks() -> list[BiasCheck]:
-    return [c for c in build_checks(load_spec(None).spec) if isinstance(c, BiasCheck)]
+    return bench().bias_checks()
 
 
-def planted_rate(preset: str, cell) -> float:
-    """TPR of a cell: the phantom judge finds every drawn effusion or enlarged heart and calls
-    omitted ones negative (measured: sensitivity 1.0 on both presets, benchmarks/bias_rates.json),
-    so the rate is 1 - the planted omission of the cell's prompt."""
-    return 1.0 - PRESETS[preset].omission_for(parse_prompt(cell.prompt))
+def rates_of(preset: str, check: BiasCheck) -> dict[str, tuple[float, float]]:
+    b = bench()
+    return b.cell_rates_by_sex(preset, check, b.load_rates()[preset])  # measured judge rates (bias_rates.json)
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
-def test_builtin_bias_items_pass_phantom_fair_and_fail_phantom_biased(index, monkeypatch):
+def test_the_builtin_bias_items_are_the_expected_ones():
+    names = [c.nodename for c in default_bias_checks()]
+    assert names == [
+        "bias[tpr-gap-Effusion-sex*race-named]",
+        "bias[tpr-gap-Cardiomegaly-sex*race-named]",
+        "bias[tpr-prompt-effect-Effusion-sex*race]",
+        "bias[tpr-gap-Effusion-sex-perceived]",
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_builtin_bias_items_pass_phantom_fair_and_fail_phantom_biased(index):
     b = bench()
     check = default_bias_checks()[index]
-    assert check.metric == "tpr"  # planted_rate covers TPR items (the SR item is not in the gate)
-    runs = 12
-    fair = b.simulate(check, {c.key: planted_rate("phantom-fair", c) for c in check.cells()}, runs, seed=index)
-    biased = b.simulate(check, {c.key: planted_rate("phantom-biased", c) for c in check.cells()}, runs, seed=index)
-    assert fair["pass"] >= 10 / 12 and fair["fail"] == 0  # 0.99 at 500 runs (benchmark)
-    assert biased["fail"] == 1.0
-    assert fair["mean_samples"] <= check.samples and biased["mean_samples"] < check.samples
+    items = len(b.all_checks())
+    runs = 8
+    fair = b.simulate(check, rates_of("phantom-fair", check), runs, seed=index, coupling=PRESET_COUPLING, items=items)
+    biased = b.simulate(check, rates_of("phantom-biased", check), runs, seed=index, coupling=PRESET_COUPLING, items=items)
+    assert fair["pass"] >= 6 / 8 and fair["fail"] == 0  # >= 0.95 at 200 runs (benchmark)
+    assert biased["fail"] >= 6 / 8 and biased["pass"] == 0
+    assert b.truth(check, rates_of("phantom-fair", check)) < check.threshold < b.truth(check, rates_of("phantom-biased", check))
 
 
-def test_the_count_shortcut_runs_the_same_rule_as_a_score_table(monkeypatch):
-    """The benchmark reads cumulative counts instead of an image table; on the same draws both
-    give the same verdict, samples spent and interval."""
+def test_the_drawn_tables_take_the_paired_path_only_when_seeds_are_shared():
     b = bench()
-    check = dataclasses.replace(default_bias_checks()[2], samples=300)  # prompt effect: 16 cells
-    rng = np.random.default_rng(5)
-    keys = [c.key for c in check.cells()]
-    rates = np.array([planted_rate("phantom-biased", c) * 0.2 + 0.5 for c in check.cells()])  # near the bound
-    calls = rng.random((len(keys), check.samples)) < rates[:, None]
-    table = pd.DataFrame({
-        "cell": np.repeat(keys, check.samples), "i": np.tile(np.arange(check.samples), len(keys)), "valid": True,
-        score_column(check.finding): calls.reshape(-1).astype(float),
-    })
-    from pytest_synthcxr.checks import bias
+    check = dataclasses.replace(default_bias_checks()[0], samples=200)
+    rates = rates_of("phantom-biased", check)
+    paired = b.draw_table(check, rates, 200, np.random.default_rng(0), 1.0, paired=True)
+    unpaired = b.draw_table(check, rates, 200, np.random.default_rng(0), 1.0, paired=False)
+    assert check.measure(paired, 0.05).stats["paired"] == 1.0
+    assert check.measure(unpaired, 0.05).stats["paired"] == 0.0
+    # coupling 1: every subgroup's outcome at one seed is u < its rate on one shared u, so a
+    # subgroup with a higher rate is positive wherever a lower one is
+    calls = paired.pivot(index="i", columns="cell", values="p:Effusion")
+    lo, hi = min(rates, key=lambda k: rates[k][0]), max(rates, key=lambda k: rates[k][0])
+    assert (calls[hi] >= calls[lo]).all() and (calls[hi] > calls[lo]).any()
 
-    monkeypatch.setattr(sequential, "more_samples_note", lambda *a, **k: "")
-    real, _ = sequential.run_check(check, lambda c, n: table[table["i"] < n], 0.95, sequential=True, first_round=16)
-    cum = np.cumsum(calls, axis=1)
-    monkeypatch.setattr(bias, "positives", b._positives)
-    counted, _ = sequential.run_check(
-        check, lambda c, n: b.Counts({k: (int(cum[j, n - 1]), n) for j, k in enumerate(keys)}), 0.95, sequential=True, first_round=16
-    )
-    assert (real.verdict, real.samples) == (counted.verdict, counted.samples)
-    assert real.samples > 16  # decided after several looks, not at the first
-    assert (real.estimate.low, real.estimate.high) == pytest.approx((counted.estimate.low, counted.estimate.high))
+
+def test_pairing_spends_fewer_images_than_unpaired_at_the_presets_coupling():
+    b = bench()
+    check = dataclasses.replace(default_bias_checks()[0], samples=2000)  # unpaired needs ~1600 per cell
+    rates = rates_of("phantom-fair", check)
+    paired = b.simulate(check, rates, 4, seed=3, coupling=PRESET_COUPLING, paired=True)
+    unpaired = b.simulate(check, rates, 4, seed=3, coupling=PRESET_COUPLING, paired=False)
+    assert paired["pass"] == unpaired["pass"] == 1.0
+    assert paired["mean_images"] < 0.75 * unpaired["mean_images"]  # 0.40 at 50 runs (benchmark)
