@@ -58,6 +58,9 @@ class BiasCheck(Check):
     baseline_margin: float | None = None
     #: deviation only: "relative" decides on max |r_g / r_ref - 1| (the published "26% deviation")
     scale: Scale = "absolute"
+    #: perceived subgroups: the attribute judge's own accuracy per attribute, as its weights file
+    #: records it (set by the session once the judge is loaded; shown beside the rates)
+    attribute_accuracy: tuple[tuple[str, float], ...] = ()
 
     @property
     def quantity(self) -> str:
@@ -266,6 +269,11 @@ class BiasCheck(Check):
             groups = tuple(group_rate(f"{label(g)} (perceived)", c, n, alpha) for g, (c, n) in zip(judgeable, counts))
             return Measured(estimate, f"no image perceived as {', '.join(empty)} yet", groups, denominator=0, denominator_what=SMALLEST)
         how = PERCEIVED
+        known = dict(self.attribute_accuracy)
+        shown = [f"{k} {known[k]:.3f}" for k in keys if k in known]
+        how += f"; attribute judge accuracy (its validation set): {', '.join(shown)}" if shown else (
+            "; the attribute judge's own accuracy is not recorded in its weights: measure it on a labelled reference set"
+        )
         if unjudgeable:
             how += f"; not judgeable (the judge has no such class, left out): {', '.join(unjudgeable)}"
         return self._unpaired(counts, [f"{label(g)} (perceived)" for g in judgeable], alpha, interval, how)

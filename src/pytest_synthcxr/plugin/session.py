@@ -104,6 +104,10 @@ class AuditSession:
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             store = {"auto": None, "always": True, "never": False}[self.spec.cache_images]
             self._pool = self._new_pool(store)
+            accuracy = attribute_accuracy(self._judge)
+            for check in self.checks:  # perceived-subgroup items show the attribute judge's own accuracy
+                if getattr(check, "perceived", False) and accuracy:
+                    object.__setattr__(check, "attribute_accuracy", tuple(sorted(accuracy.items())))
         return self._pool
 
     def _new_pool(self, store: bool | None) -> Any:
@@ -347,3 +351,19 @@ def _without_baseline(audit: AuditSession) -> Any:
     from ..report.data import build as build_data
 
     return build_data(audit)
+
+
+def attribute_accuracy(judge: Any) -> dict[str, float]:
+    """Attribute -> accuracy that a judge (or a panel's members) records for its own validation
+    set (``settings["validation"]["<attribute>_accuracy"]``, as phantom-attributes does)."""
+    members = getattr(judge, "members", None) or [judge]
+    found: dict[str, float] = {}
+    for member in members:
+        try:
+            validation = (member.settings or {}).get("validation") or {}
+        except Exception:  # noqa: BLE001 - settings of a judge that cannot describe itself: nothing to show
+            continue
+        for key, value in validation.items():
+            if key.endswith("_accuracy") and isinstance(value, (int, float)):
+                found.setdefault(key[: -len("_accuracy")], float(value))
+    return found
