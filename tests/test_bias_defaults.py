@@ -55,11 +55,11 @@ def test_builtin_bias_items_pass_phantom_fair_and_fail_phantom_biased(index):
     b = bench()
     check = default_bias_checks()[index]
     items = len(b.all_checks())
-    runs = 8
+    runs = 6
     fair = b.simulate(check, rates_of("phantom-fair", check), runs, seed=index, coupling=PRESET_COUPLING, items=items)
     biased = b.simulate(check, rates_of("phantom-biased", check), runs, seed=index, coupling=PRESET_COUPLING, items=items)
-    assert fair["pass"] >= 6 / 8 and fair["fail"] == 0  # >= 0.95 at 200 runs (benchmark)
-    assert biased["fail"] >= 6 / 8 and biased["pass"] == 0
+    assert fair["pass"] >= 5 / 6 and fair["fail"] == 0  # >= 0.95 at 200 runs (benchmark)
+    assert biased["fail"] >= 5 / 6 and biased["pass"] == 0
     assert b.truth(check, rates_of("phantom-fair", check)) < check.threshold < b.truth(check, rates_of("phantom-biased", check))
 
 
