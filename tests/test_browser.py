@@ -271,7 +271,7 @@ prompt = "named"
 max = 0.2
 
 [validity]
-min_sensitivity = 0.5
+min_sensitivity = 0.1
 max_fpr = 0.1
 
 [uncertainty]
