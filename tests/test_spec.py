@@ -14,11 +14,13 @@ def test_default_spec_loads_and_expands():
     loaded = load_spec(None)
     assert loaded.path is None and len(loaded.sha256) == 64
     names = [c.nodename for c in build_checks(loaded.spec)]
-    # issue 17: no plain-prompt gap (a seed-noise control) and no SR deviation in the built-in gate
+    # issue 17: named gaps (paired), the prompt effect, a perceived-sex gap on plain prompts; no SR
+    # relative deviation (it needs several thousand images per cell: benchmarks/README.md)
     assert [n for n in names if n.startswith("bias[")] == [
         "bias[tpr-gap-Effusion-sex*race-named]",
         "bias[tpr-gap-Cardiomegaly-sex*race-named]",
         "bias[tpr-prompt-effect-Effusion-sex*race]",
+        "bias[tpr-gap-Effusion-sex-perceived]",
     ]
     assert "hallucination[COVID-19]" in names
     assert "uncertainty[Cardiomegaly]" in names
@@ -54,7 +56,7 @@ def test_pyproject_table_found(tmp_path):
         ('[subgroups]\nrace = ["Martian"]\n', "subgroups.race[0]: Input should be 'White', 'Black', 'Asian' or 'Hispanic' (got 'Martian')"),
         ("[[bias]]\nstatistic = 'gap'\nmax = 1.5\n", "bias[0].max: Input should be less than or equal to 1 (got 1.5)"),
         ("[[bias]]\nstatistic = 'ratio'\nmax = 0.1\n", "bias[0]: statistic 'ratio' takes a bound 'min' (and not 'max')"),
-        ("[[bias]]\nmax = 0.1\nthreshold = 2\n", "bias[0].threshold: unknown key; allowed keys: by, findings, max, max_decrease, max_increase, metric, min, prompt, relative_to_baseline, samples, scale, statistic"),
+        ("[[bias]]\nmax = 0.1\nthreshold = 2\n", "bias[0].threshold: unknown key; allowed keys: by, findings, max, max_decline, max_decrease, max_increase, max_regression, metric, min, prompt, relative_to_baseline, samples, scale, statistic"),
         ("[hallucination]\nmax_rate = 0.1\nprobes = ['Flu']\n", "hallucination[0].probes[0]: Input should be 'COVID-19'"),
         ("[subgroups]\nreference = {sex = 'female', race = 'Asian'}\nrace = ['White']\n", "subgroups: reference race='Asian' is not in subgroups.race ['White']"),
         ('[subgroups]\nsex = ["female", "female"]\n', "subgroups: sex lists 'female' twice: ['female', 'female']"),

@@ -61,6 +61,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             named=bool(named),
                             all_findings=tuple(spec.findings),
                             scale=entry.scale,
+                            compare_margin=entry.max_decline if entry.statistic == "ratio" else entry.max_regression,
                             baseline_margin=(entry.max_decrease if entry.statistic == "ratio" else entry.max_increase) if entry.relative_to_baseline else None,
                             **(judged(finding) if entry.statistic != "ratio" else {}),  # type: ignore[arg-type]
                         )
@@ -84,6 +85,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             finding=finding,
                             population=population,
                             baseline_margin=margin,
+                            compare_margin=v.max_regression if metric == "fpr" else v.max_decline,
                             **(judged(finding) if metric != "auroc" else {}),  # type: ignore[arg-type]
                         )
                     )
@@ -98,6 +100,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     finding=finding,
                     population=population,
                     baseline_margin=u.max_increase,
+                    compare_margin=u.max_regression,
                 )
             )
     for h in spec.hallucination:
@@ -111,6 +114,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     probe=probe,
                     population=population,
                     baseline_margin=h.max_increase,
+                    compare_margin=h.max_regression,
                     **judged(probe),  # type: ignore[arg-type]
                 )
             )

@@ -148,6 +148,9 @@ class Check:
     judge_accuracy: JudgeAccuracy | None = None
     #: decide on the judge-corrected rate instead of the judge-flagged one
     decide_corrected: bool = False
+    #: with --synthcxr-baseline-model: how much worse than the released model the candidate may
+    #: be (checks.compare.CompareCheck); None: no comparison item
+    compare_margin: float | None = None
     #: judge_accuracy is measured on the labelled reference set (set by the session before use)
     judge_accuracy_from_reference: bool = False
 
@@ -257,6 +260,15 @@ def grid(attributes: dict[str, Sequence[str]], by: Iterable[str]) -> list[tuple[
 def rows(table: Any, cells: Iterable[Cell]) -> Any:
     keys = {c.key for c in cells}
     return table[table["cell"].isin(keys) & table["valid"]]
+
+
+def sample_frame(selected: Any, values: np.ndarray) -> Any:
+    """(cell, i, seed, value) of the selected rows: what a comparison of two models pairs on."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "cell": selected["cell"].to_numpy(), "i": selected["i"].to_numpy(), "seed": selected["seed"].to_numpy(), "value": np.asarray(values, dtype=float),
+    })
 
 
 def cell_rows(table: Any, cell: Cell) -> Any:

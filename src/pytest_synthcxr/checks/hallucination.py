@@ -11,7 +11,8 @@ from ..sampling.cells import Cell
 from ..stats.intervals import IntervalKind, proportion
 from ..stats.judge_error import corrected_proportion, flagged_center
 from ..stats.power import proportion_samples
-from .base import ANYTIME_GROWTH, Check, Measured, group_rate, label, positives
+from ..sampling.pool import score_column
+from .base import ANYTIME_GROWTH, OPERATING_POINT, Check, Measured, group_rate, label, positives, rows, sample_frame
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,8 @@ class HallucinationCheck(Check):
         raw = proportion(count, n, alpha, interval, center)
         corrected = None if self.judge_accuracy is None else corrected_proportion(count, n, self.judge_accuracy, alpha, interval, center)
         return Measured(raw, f"{count} of {n} images flagged", groups, corrected=corrected, denominator=n)
+
+    def sample_values(self, table: Any) -> Any:
+        """Per valid image not asking for the probe, 1 when the judge flags it (cell, i, seed, value)."""
+        selected = rows(table, self.cells())
+        return sample_frame(selected, (selected[score_column(self.probe)].to_numpy() > OPERATING_POINT).astype(float))

@@ -9,7 +9,7 @@ from typing import Any
 from ..sampling.cells import Cell
 from ..stats.intervals import IntervalKind, binary_entropy, mean_bounded
 from ..stats.power import mean_samples
-from .base import Check, Measured, rows
+from .base import Check, Measured, rows, sample_frame
 from ..sampling.pool import score_column
 
 
@@ -37,3 +37,8 @@ class UncertaintyCheck(Check):
         estimate = mean_bounded(entropy, alpha / looks, (0.0, 1.0))  # alpha split over planned looks
         share = float((entropy > 0.5).mean()) if entropy.size else 0.0
         return Measured(estimate, f"{share:.1%} of images above 0.5 bits", denominator=int(entropy.size))
+
+    def sample_values(self, table: Any) -> Any:
+        """Per valid image, its judge entropy in bits (cell, i, seed, value)."""
+        selected = rows(table, self.population)
+        return sample_frame(selected, binary_entropy(selected[score_column(self.finding)].to_numpy()))

@@ -11,7 +11,7 @@ from ..sampling.cells import Cell
 from ..stats.intervals import IntervalKind, auroc, proportion
 from ..stats.judge_error import corrected_proportion, flagged_center
 from ..stats.power import proportion_samples
-from .base import ANYTIME_GROWTH, OPERATING_POINT, SPLIT_GROWTH, Check, Measured, rows
+from .base import ANYTIME_GROWTH, OPERATING_POINT, SPLIT_GROWTH, Check, Measured, rows, sample_frame
 from ..sampling.pool import score_column
 
 
@@ -70,3 +70,12 @@ class ValidityCheck(Check):
         estimate = auroc(pos, neg, alpha / looks)  # no confidence sequence: alpha split over planned looks
         detail = f"{pos.size} asked vs {neg.size} not asked"
         return Measured(estimate, detail, denominator=min(pos.size, neg.size), denominator_what="images in the smaller class")
+
+    def sample_values(self, table: Any) -> Any:
+        """Per valid image, the 0/1 call this rate counts (cell, i, seed, value); AUROC: None."""
+        if self.metric == "auroc":
+            return None
+        selected = rows(table, self.population)
+        asked = (selected["finding"] == self.finding).to_numpy()
+        part = selected[asked] if self.metric == "sensitivity" else selected[~asked]
+        return sample_frame(part, (part[score_column(self.finding)].to_numpy() > OPERATING_POINT).astype(float))

@@ -13,6 +13,7 @@ BUILTIN_MODELS: dict[str, tuple[str, str, str]] = {
     "phantom": ("phantom", "phantom", "phantom"),
     "phantom-biased": ("phantom", "phantom-biased", "phantom"),
     "phantom-fair": ("phantom", "phantom-fair", "phantom"),
+    "phantom-regressed": ("phantom", "phantom-regressed", "phantom"),
 }
 
 

@@ -79,6 +79,9 @@ def open_audit(config: pytest.Config, spec_path: Path | None, model: str | None,
     try:
         loaded = load_spec(spec_path)
         check_model(model, source, loaded, allow_pickle=allow_pickle)
+        baseline_model = setting(config, "baseline_model")
+        if baseline_model is not None:  # the released model: checked like the candidate, before any test
+            check_model(baseline_model, "--synthcxr-baseline-model", loaded, allow_pickle=allow_pickle)
         seed = setting(config, "seed", seed_option)
         outputs = {name: _output_path(config, name, spec_path, several) for name in ("report", "json", "csv")}
         options = RunOptions(
@@ -87,6 +90,7 @@ def open_audit(config: pytest.Config, spec_path: Path | None, model: str | None,
             device=setting(config, "device", device_option) or "auto",
             allow_pickle=allow_pickle,
             baseline=baseline_option(config),
+            baseline_model=baseline_model,
             cache_dir=cache_dir(config),
             reference=reference_option(config, loaded),
             **outputs,

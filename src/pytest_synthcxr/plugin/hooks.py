@@ -27,6 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("json", None, "write the audit results as JSON here (default: none)"),
         ("csv", None, "write every sample's judge scores as CSV here (default: none)"),
         ("baseline", None, "a previous run's --synthcxr-json to compare with: deltas with intervals, regressions flagged (default: none)"),
+        ("baseline-model", None, "the released model to compare the candidate with on the same prompts and seeds: compare[...] items for every spec section with max_regression / max_decline (default: none)"),
         ("seed", seed_option, "base seed of every generated sample (default: 'seed' in the spec, else 0)"),
         ("device", device_option, "torch device for generator and judges: auto, cpu, mps, cuda[:N] (default: auto)"),
         ("cache-dir", None, "sample cache folder, shareable between runs, workers and CI jobs (default: synthcxr/ under pytest's cache dir)"),

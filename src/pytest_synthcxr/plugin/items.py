@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 FAMILY_MARKERS = {
     "bias": "subgroup disparity checks (TPR, selection rate)",
+    "compare": "candidate vs released model on the same prompts and seeds (--synthcxr-baseline-model)",
     "validity": "does the model draw what it was asked (sensitivity, FPR, AUROC)",
     "uncertainty": "judge uncertainty (predictive entropy) checks",
     "hallucination": "out-of-training probe detection (e.g. COVID-19) checks",

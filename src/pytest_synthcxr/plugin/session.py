@@ -21,6 +21,8 @@ class RunOptions:
     csv: Path | None = None
     allow_pickle: bool = False
     baseline: Path | None = None  # a previous run's JSON report to compare with
+    #: the released model: compare[...] items audit it on the candidate's cells and seeds (issue 18)
+    baseline_model: str | None = None
     cache_dir: Path | None = None  # the sample cache; None: no cache
     reference: Any = None  # a reference.ReferenceSet (manifest read, pixels not yet), or None
     #: only generate and judge samples (pytest_synthcxr.fill): no verdicts, so bounds relative to
@@ -48,6 +50,7 @@ class AuditSession:
     raised: dict[str, BaseException] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     _pool: Any = None
+    _released_pool: Any = None
     _generator: Any = None
     _judge: Any = None
     _comparison: Any = None
@@ -70,6 +73,10 @@ class AuditSession:
         self.baseline_data = guards.load_baseline(self.options.baseline)
         # bounds relative_to_baseline become absolute here (BaselineError: one line, no baseline or item)
         self.checks = resolve_relative(build_checks(self.loaded.spec), self.options.baseline, SCHEMA_VERSION, self.baseline_data)
+        if self.options.baseline_model is not None:
+            from ..checks.compare import CompareCheck
+
+            self.checks += [CompareCheck.of(c) for c in self.checks if c.compare_margin is not None]
         measured = [c for c in self.checks if c.judge_accuracy_from_reference]
         if measured and self.options.reference is None:
             from ..spec.schema import SpecError
@@ -265,7 +272,40 @@ class AuditSession:
             self._comparison = Comparison(self.pool, self.options.reference, cache_dir=self.options.cache_dir)
         return self._comparison
 
+    @property
+    def released_pool(self) -> Any:
+        """The released model's sample pool (same judge, seeds and cache as the candidate's)."""
+        if self._released_pool is None:
+            from ..models.aliases import ModelError
+            from ..models.registry import load_generator
+
+            pool = self.pool  # the candidate first: its judge is shared
+            o = self.options
+            try:
+                generator = load_generator(o.baseline_model, self.loaded, device=o.device, allow_pickle=o.allow_pickle)
+            except ModelError as exc:
+                import pytest
+
+                pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+            if generator.fingerprint == pool.generator.fingerprint and self.log:
+                self.log(f"synthcxr: warning: --synthcxr-baseline-model {o.baseline_model} is the candidate itself (same fingerprint): every comparison is 0")
+            from ..sampling.pool import SamplePool
+
+            self._released_pool = SamplePool(
+                generator, pool.judge, o.seed, batch_size=self.spec.batch_size, thumbnails=self.spec.thumbnails, thumbnail_size=256,
+                cache=pool.cache, store_images={"auto": None, "always": True, "never": False}[self.spec.cache_images],
+            )
+        return self._released_pool
+
     def _table(self, check: Check, n: int) -> Any:
+        if check.family == "compare":  # both models on the same cells and seeds, told apart by `model`
+            import pandas as pd
+
+            from ..checks.compare import CANDIDATE, RELEASED
+
+            cells = check.cells()
+            both = [self.pool.table(cells, n).assign(model=CANDIDATE), self.released_pool.table(cells, n).assign(model=RELEASED)]
+            return pd.concat(both, ignore_index=True)
         pool = self.pool
         if self.progress is not None:
             self.progress.what = f"{check.nodename}, {n} per cell"

@@ -77,6 +77,10 @@ class BiasSpec(_Section):
     prompt: list[Literal["plain", "named"]] = Field(default_factory=lambda: ["named"], min_length=1)
     #: deviation only: "relative" bounds max |r_g / r_ref - 1| instead of max |r_g - r_ref|
     scale: Literal["absolute", "relative"] = "absolute"
+    #: with --synthcxr-baseline-model: also a compare[...] item per item, "candidate minus
+    #: released <= this" (gap, deviation, prompt effect: larger is worse; ratio: max_decline)
+    max_regression: float | None = Rate
+    max_decline: float | None = Rate
     max: float | None = Rate
     min: float | None = Rate
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
@@ -100,6 +104,10 @@ class BiasSpec(_Section):
     def _bound(self) -> "BiasSpec":
         if self.scale == "relative" and self.statistic != "deviation":
             raise ValueError(f"scale = 'relative' applies to statistic 'deviation' only, not {self.statistic!r}")
+        if self.statistic == "ratio" and self.max_regression is not None:
+            raise ValueError("max_regression is for measures where larger is worse; a ratio is worse when smaller: use max_decline")
+        if self.statistic != "ratio" and self.max_decline is not None:
+            raise ValueError(f"max_decline is for measures where smaller is worse; a {self.statistic} is worse when larger: use max_regression")
         wanted = "min" if self.statistic == "ratio" else "max"
         other = "max" if wanted == "min" else "min"
         margin, other_margin = ("max_decrease", "max_increase") if wanted == "min" else ("max_increase", "max_decrease")
@@ -126,6 +134,11 @@ class ValiditySpec(_Section):
     max_sensitivity_decrease: float | None = Rate
     max_fpr_increase: float | None = Rate
     max_auroc_decrease: float | None = Rate
+    #: with --synthcxr-baseline-model: compare[...] items, candidate vs released on the same seeds:
+    #: sensitivity and AUROC may fall by at most max_decline, the false-positive rate rise by at
+    #: most max_regression
+    max_decline: float | None = Rate
+    max_regression: float | None = Rate
 
     @model_validator(mode="after")
     def _some_bound(self) -> "ValiditySpec":
@@ -146,6 +159,9 @@ class _RelativeMax(_Section):
 
     relative_to_baseline: bool = False
     max_increase: float | None = Rate
+    #: with --synthcxr-baseline-model: a compare[...] item, candidate minus released <= this
+    max_regression: float | None = Rate
+    max_decline: float | None = Rate
 
     def _bound_key(self) -> str:
         raise NotImplementedError
@@ -153,6 +169,8 @@ class _RelativeMax(_Section):
     @model_validator(mode="after")
     def _absolute_or_relative(self) -> "_RelativeMax":
         key = self._bound_key()
+        if self.max_decline is not None:
+            raise ValueError(f"max_decline is for measures where smaller is worse; {key} is worse when larger: use max_regression")
         if self.relative_to_baseline:
             if self.max_increase is None or getattr(self, key) is not None:
                 raise ValueError(f"relative_to_baseline takes 'max_increase' (and not '{key}')")

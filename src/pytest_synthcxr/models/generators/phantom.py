@@ -98,6 +98,11 @@ PRESETS: dict[str, PhantomFaults] = {
     # Mirrors the published RoentGen audit (arXiv 2312.06979): with sex and race in the prompt,
     # TPR about 0.44 for Hispanic women vs 0.64 for White women (0.56 Asian women); about 42% of
     # images flagged as COVID-19; fainter findings in noisier images (more judge uncertainty).
+    # phantom-fair with one planted regression (issue 18: candidate vs released): Hispanic women's
+    # named-prompt omission 0.6 instead of 0.4, a TPR 0.2 lower (times the judge's sensitivity)
+    # for that subgroup only; every other draw is phantom-fair's, so against phantom-fair as the
+    # released model only the comparisons that involve that subgroup regress
+    "phantom-regressed": PhantomFaults(omission=FAIR_OMISSION, omission_named={"female/Hispanic": 0.6}, coupling=PRESET_COUPLING),
     # Shares phantom-fair's imperfection (omission 0.4 for plain prompts, coupling 0.5) and adds
     # the planted disparities: the named-prompt TPRs below, and for plain prompts more omissions
     # for women (0.7 against 0.4: a perceived-sex TPR gap of about 0.27 through the phantom judge).

@@ -1,0 +1,102 @@
+"""Candidate vs released model (issue 18): one comparison item per item whose spec section sets
+a margin, deciding "the candidate is at most `margin` worse than the released model".
+
+Both models are audited on the same cells, prompts and seeds; the score table of a comparison
+holds both (column ``model``: "candidate" / "released"). The worse-direction difference D is
+candidate minus released where larger is worse (rates, gaps, entropy) and released minus
+candidate where smaller is worse (sensitivity, AUROC, ratios); the item passes when D's interval
+lies at or below the margin, fails when it lies above, as every other item (same gate rules).
+
+- Paired (items with a per-image value: sensitivity, false-positive rate, hallucination rate,
+  entropy): per sample index, the mean over the item's cells of the per-image differences on the
+  same seed, an i.i.d. stream in [-1, 1]; its empirical-Bernstein confidence sequence at alpha / 2
+  is intersected with the unpaired interval at alpha / 2 (anytime), or Newcombe/Student paired
+  at fixed samples (here: the empirical-Bernstein one, valid at any n).
+- Unpaired (gaps, deviations, AUROC, or images that do not share seeds): the two models' own
+  intervals at alpha / 2 each, whose difference range holds with probability >= 1 - alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..sampling.cells import Cell
+from ..stats.confseq import empirical_bernstein_cs
+from ..stats.intervals import Estimate, IntervalKind
+from .base import ANYTIME_GROWTH, Check, Measured
+
+CANDIDATE, RELEASED = "candidate", "released"
+
+
+@dataclass(frozen=True)
+class CompareCheck(Check):
+    family = "compare"
+    inner: Any = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, check: Check) -> "CompareCheck":
+        """The comparison item of `check` (which has a compare_margin)."""
+        return cls(
+            name=f"{check.family}-{check.name}", samples=check.samples, threshold=float(check.compare_margin or 0.0),
+            direction="max", min_denominator=check.min_denominator, inner=check,
+        )
+
+    @property
+    def quantity(self) -> str:
+        worse = "candidate minus released" if self.inner.direction == "max" else "released minus candidate"
+        return f"regression of {self.inner.quantity} ({worse})"
+
+    def cells(self) -> tuple[Cell, ...]:
+        return self.inner.cells()
+
+    def round_growth(self) -> float:
+        return ANYTIME_GROWTH
+
+    def _sign(self) -> float:
+        return 1.0 if self.inner.direction == "max" else -1.0
+
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
+        cand, rel = table[table["model"] == CANDIDATE], table[table["model"] == RELEASED]
+        sign = self._sign()
+        a, b = self.inner.measure(cand, alpha / 2, interval, looks), self.inner.measure(rel, alpha / 2, interval, looks)
+        ea, eb = a.estimate, b.estimate
+        value = sign * (ea.value - eb.value)
+        # unpaired: each model's interval at alpha / 2, the difference's range over the two
+        low_u, high_u = (ea.low - eb.high, ea.high - eb.low) if sign > 0 else (eb.low - ea.high, eb.high - ea.low)
+        detail = f"candidate {ea.value:.3f} [{ea.low:.3f}, {ea.high:.3f}], released {eb.value:.3f} [{eb.low:.3f}, {eb.high:.3f}]"
+        paired = self._paired(cand, rel, alpha / 2)
+        if paired is None:
+            estimate = Estimate(value, low_u, high_u, ea.n + eb.n)
+            return Measured(estimate, f"{detail}; unpaired: the two models' intervals (alpha/2 each)", stats={"paired": 0.0})
+        low_p, high_p, pairs = paired
+        low, high = max(low_u, low_p), min(high_u, high_p)
+        if low > high:  # disagreement, probability <= alpha: keep both ranges
+            low, high = min(low_u, low_p), max(high_u, high_p)
+        estimate = Estimate(value, low, high, ea.n + eb.n)
+        detail += f"; paired: {pairs} same-seed image pairs, interval: paired and unpaired (alpha/2 each) intersected"
+        return Measured(estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0})
+
+    def _paired(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
+        """The worse-direction difference's confidence sequence on per-seed pairs, or None when the
+        item has no per-image value or the two models' images do not share seeds."""
+        values = getattr(self.inner, "sample_values", None)
+        if values is None:
+            return None
+        va, vb = values(cand), values(rel)
+        if va is None or vb is None or va.empty or vb.empty:
+            return None
+        if "seeded" in cand.columns and not (cand["seeded"].all() and rel["seeded"].all()):
+            return None
+        merged = va.merge(vb, on=["cell", "i"], suffixes=("_c", "_r"))
+        if merged.empty or not (merged["seed_c"] == merged["seed_r"]).all():
+            return None
+        diff = self._sign() * (merged["value_c"].to_numpy() - merged["value_r"].to_numpy())
+        stream = merged.assign(d=diff).groupby("i", sort=True)["d"].mean().to_numpy()
+        low, high = empirical_bernstein_cs(stream, alpha, (-1.0, 1.0))
+        return low, high, int(len(merged))
+
+
+__all__ = ["CANDIDATE", "RELEASED", "CompareCheck"]
