@@ -88,7 +88,7 @@ def test_planted_regression_fails_only_where_planted(pytester):
     bias = items["compare[bias-tpr-deviation-Effusion-sex*race-named]"]
     assert bias["verdict"] == "fail", bias
     assert bias["low"] <= 0.2 <= bias["high"]
-    assert "unpaired" in bias["detail"] and "candidate" in bias["detail"] and "released" in bias["detail"]
+    assert "paired: " in bias["detail"] and "candidate" in bias["detail"] and "released" in bias["detail"]
     sens = items["compare[validity-sensitivity-Effusion]"]
     assert sens["verdict"] == "pass" and sens["estimate"] == 0.0 and "paired: " in sens["detail"]
     assert items["validity[sensitivity-Effusion]"]["verdict"] == "pass"  # the candidate's own items still run

@@ -156,6 +156,30 @@ class BiasCheck(Check):
         paired = size > 0 and all(s and np.array_equal(seeds[:size], first) for _, seeds, s in got)
         return outcomes, paired
 
+    def contrasts(self, table: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int]]] | None:
+        """For comparing two models on the same seeds: each group's outcomes (samples x cells),
+        their seeds, and the (a, b) group pairs whose rate differences the statistic takes the
+        largest absolute value of (gap: every pair; deviation: each against the reference; prompt
+        effect: each named against the plain prompt). None where the statistic is not such a
+        maximum (ratio, relative deviation) or its groups are perceived (different images)."""
+        if self.perceived or self.statistic == "ratio" or self.scale == "relative":
+            return None
+        if self.statistic == "prompt-effect":
+            groups = [*((g, True) for g in self.subgroups), ((), False)]
+            pairs = [(j, len(self.subgroups)) for j in range(len(self.subgroups))]
+        else:
+            groups = [(g, True) for g in self.subgroups]
+            k = len(groups)
+            if self.statistic == "gap":
+                pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+            else:
+                ref = self.subgroups.index(self.reference) if self.reference in self.subgroups else 0
+                pairs = [(j, ref) for j in range(k) if j != ref]
+        got = [self._outcomes(table, g, named) for g, named in groups]
+        if not all(seeded for _, _, seeded in got):
+            return None
+        return [o for o, _, _ in got], [seeds for _, seeds, _ in got], pairs
+
     def _measure_raw(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
         if self.perceived:
             return self._perceived(table, alpha, interval)

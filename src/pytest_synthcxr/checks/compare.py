@@ -12,8 +12,12 @@ lies at or below the margin, fails when it lies above, as every other item (same
   same seed, an i.i.d. stream in [-1, 1]; its empirical-Bernstein confidence sequence at alpha / 2
   is intersected with the unpaired interval at alpha / 2 (anytime), or Newcombe/Student paired
   at fixed samples (here: the empirical-Bernstein one, valid at any n).
-- Unpaired (gaps, deviations, AUROC, or images that do not share seeds): the two models' own
-  intervals at alpha / 2 each, whose difference range holds with probability >= 1 - alpha.
+- Paired for statistics that are a largest |r_a - r_b| over subgroup pairs (gaps, deviations,
+  prompt effects): an upper bound from the per-seed changes of each subgroup between the models
+  (see `_paired_contrasts`), intersected with the unpaired range.
+- Unpaired (ratios, relative deviations, perceived subgroups, AUROC, or images that do not share
+  seeds): the two models' own intervals at alpha / 2 each, whose difference range holds with
+  probability >= 1 - alpha.
 """
 
 from __future__ import annotations
@@ -67,21 +71,28 @@ class CompareCheck(Check):
         # unpaired: each model's interval at alpha / 2, the difference's range over the two
         low_u, high_u = (ea.low - eb.high, ea.high - eb.low) if sign > 0 else (eb.low - ea.high, eb.high - ea.low)
         detail = f"candidate {ea.value:.3f} [{ea.low:.3f}, {ea.high:.3f}], released {eb.value:.3f} [{eb.low:.3f}, {eb.high:.3f}]"
+        # both models' own estimates and intervals (alpha / 2 each) as numbers, for the report
+        both = {
+            "candidate_estimate": ea.value, "candidate_low": ea.low, "candidate_high": ea.high,
+            "released_estimate": eb.value, "released_low": eb.low, "released_high": eb.high,
+        }  # fmt: skip
         paired = self._paired(cand, rel, alpha / 2)
         if paired is None:
             estimate = Estimate(value, low_u, high_u, ea.n + eb.n)
-            return Measured(estimate, f"{detail}; unpaired: the two models' intervals (alpha/2 each)", stats={"paired": 0.0})
+            return Measured(estimate, f"{detail}; unpaired: the two models' intervals (alpha/2 each)", stats={"paired": 0.0, **both})
         low_p, high_p, pairs = paired
         low, high = max(low_u, low_p), min(high_u, high_p)
         if low > high:  # disagreement, probability <= alpha: keep both ranges
             low, high = min(low_u, low_p), max(high_u, high_p)
         estimate = Estimate(value, low, high, ea.n + eb.n)
         detail += f"; paired: {pairs} same-seed image pairs, interval: paired and unpaired (alpha/2 each) intersected"
-        return Measured(estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0})
+        return Measured(estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0, **both})
 
     def _paired(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
         """The worse-direction difference's confidence sequence on per-seed pairs, or None when the
         item has no per-image value or the two models' images do not share seeds."""
+        if hasattr(self.inner, "contrasts"):
+            return self._paired_contrasts(cand, rel, alpha)
         values = getattr(self.inner, "sample_values", None)
         if values is None:
             return None
@@ -97,6 +108,32 @@ class CompareCheck(Check):
         stream = merged.assign(d=diff).groupby("i", sort=True)["d"].mean().to_numpy()
         low, high = empirical_bernstein_cs(stream, alpha, (-1.0, 1.0))
         return low, high, int(len(merged))
+
+
+    def _paired_contrasts(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
+        """A statistic that is the largest |r_a - r_b| over group pairs (gap, deviation, prompt
+        effect) changes between the models by at most max |D_a - D_b|, D_g the per-seed difference
+        of group g's outcome between candidate and released (triangle inequality); each group pair's
+        stream of per-index means of D_a - D_b (in [-2, 2]) gets an empirical-Bernstein sequence
+        at alpha / pairs. This bounds the regression from above (what a pass needs); from below
+        the unpaired range stays."""
+        c, r = self.inner.contrasts(cand), self.inner.contrasts(rel)
+        if c is None or r is None:
+            return None
+        (oc, sc, pairs), (orr, sr, _) = c, r
+        n = min(min(len(o) for o in oc), min(len(o) for o in orr))
+        if n == 0 or not all(np.array_equal(a[:n], b[:n]) for a, b in zip(sc, sr)):
+            return None  # the two models' images do not share seeds
+        delta = [a[:n] - b[:n] for a, b in zip(oc, orr)]
+        upper = 0.0
+        for a, b in pairs:
+            diff = delta[a] - delta[b]
+            rows = np.isfinite(diff).any(axis=1)
+            stream = np.nanmean(diff[rows], axis=1)
+            low, high = empirical_bernstein_cs(stream, alpha / len(pairs), (-2.0, 2.0))
+            upper = max(upper, abs(low), abs(high))
+        images = int(sum(np.isfinite(o[:n]).sum() for o in oc))
+        return -float("inf"), upper, images
 
 
 __all__ = ["CANDIDATE", "RELEASED", "CompareCheck"]
