@@ -72,6 +72,8 @@ def build(audit: Any) -> dict[str, Any]:
         "reference": _reference_section(audit),
         "versions": _versions(),
     }
+    if getattr(audit.options, "baseline_model", None) is not None:  # candidate vs released (issue 18)
+        data["released_model"] = {"name": audit.options.baseline_model, **_generator_identity(getattr(audit, "_released_pool", None))}
     return data
 
 
@@ -126,8 +128,19 @@ def _items(audit: Any) -> list[dict[str, Any]]:
         item["bias"] = _bias_facts(check) if check is not None and check.family == "bias" else None
         item["marked"] = []  # subgroup labels this item implicates (filled for failing bias items)
         item["baseline"] = None
+        if item["family"] == "compare":
+            item["compare"] = _compare_facts(item.get("stats"))
         items.append(item)
     return items
+
+
+def _compare_facts(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Both models' own estimates and intervals (alpha / 2 each) of a compare item, and whether its
+    difference was paired on shared seeds (None: an item measured before these numbers existed)."""
+    if not stats or "candidate_estimate" not in stats:
+        return None
+    side = {m: {k: stats.get(f"{m}_{k}") for k in ("estimate", "low", "high")} for m in ("candidate", "released")}
+    return {**side, "paired": bool(stats.get("paired"))}
 
 
 def _bias_facts(check: Any) -> dict[str, Any]:

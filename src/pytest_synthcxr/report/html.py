@@ -96,7 +96,14 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "fuzz": _fuzz_pairs(by_family.get("fuzz", []), pool, data["seed"], image_uri),
         "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
         "reference": reference_view(data, audit),
+        "compare": _compare_view(data, audit),
     }
+
+
+def _compare_view(data: dict[str, Any], audit: Any) -> dict[str, Any] | None:
+    from .compare_view import compare_view
+
+    return compare_view(data, audit, interval_plot, image_uri)
 
 
 def blocks(verdict: str, policy: str) -> bool:
@@ -212,7 +219,7 @@ def short_name(item: dict[str, Any]) -> str:
         return {"gap": "gap", "ratio": "ratio", "deviation": "deviation", "prompt-effect": "prompt effect"}[item["bias"]["statistic"]]
     if item["family"] == "validity":
         return item["check"].split("[", 1)[1].split("-", 1)[0].replace("fpr", "FPR").replace("auroc", "AUROC")
-    return {"uncertainty": "mean entropy", "hallucination": "rate"}.get(item["family"], item["family"])
+    return {"uncertainty": "mean entropy", "hallucination": "rate", "compare": "regression"}.get(item["family"], item["family"])
 
 
 def _nice(value: float) -> float:
