@@ -31,10 +31,12 @@ several seconds per call) is replaced by a stub here: it never changes a verdict
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,7 +65,16 @@ def _no_note(*_args: Any, **_kwargs: Any) -> str:
     return "more samples may decide it (note not simulated in this benchmark)"
 
 
-sequential.more_samples_note = _no_note  # run_check looks it up in its module at call time
+@contextlib.contextmanager
+def quiet_notes() -> Iterator[None]:
+    """run_check without the inconclusive note's simulation (it looks the function up in its module
+    at call time); restored afterwards, so importing this module changes nothing."""
+    saved = sequential.more_samples_note
+    sequential.more_samples_note = _no_note
+    try:
+        yield
+    finally:
+        sequential.more_samples_note = saved
 
 
 def population(cells: int) -> tuple[Cell, ...]:
@@ -115,6 +126,7 @@ class Row:
     samples: list[int]  # per cell, at the verdict
     lucky: list[int]  # JSON: -1 released estimate > 1 SE below truth, +1 > 1 SE above, 0 otherwise
     thresholds: list[float]
+    released: list[int] = field(default_factory=list)  # JSON: the released audit's samples per cell
 
     def share(self, verdict: str, mask: np.ndarray | None = None) -> float:
         v = np.array(self.verdicts)
@@ -123,37 +135,65 @@ class Row:
         return float((v == verdict).mean()) if v.size else math.nan
 
 
+def paired_run(check: CompareCheck, cells: tuple[Cell, ...], budget: int, regression: float, coupling: float, rng: np.random.Generator) -> Any:
+    """One paired run: both models' tables drawn on the same seeds, the comparison item decided."""
+    u, v = draw_uniforms(rng, len(cells), budget, coupling)
+    full = pd.concat([frame(cells, u < RATE - regression, CANDIDATE), frame(cells, v < RATE, RELEASED)], ignore_index=True)
+    with quiet_notes():
+        result, _ = sequential.run_check(check, sliced(full), CONFIDENCE, sequential=True, first_round=FIRST_ROUND)
+    return result
+
+
+def json_run(cells: tuple[Cell, ...], budget: int, estimate: float, candidate_calls: np.ndarray) -> tuple[Any, float]:
+    """One JSON-baseline run: the released estimate resolved into the candidate item's threshold
+    by the real resolve_relative, the candidate's item decided on its own calls ((cells, budget))."""
+    plain = inner_check(cells, budget, baseline_margin=MARGIN)
+    baseline = {"items": [{"check": plain.nodename, "estimate": estimate}]}
+    (check,) = resolve_relative([plain], Path("released.json"), 1, data=baseline)
+    with quiet_notes():
+        result, _ = sequential.run_check(check, sliced(frame(cells, candidate_calls, None)), CONFIDENCE, sequential=True, first_round=FIRST_ROUND)
+    return result, check.threshold
+
+
 def paired_row(cells: tuple[Cell, ...], budget: int, regression: float, coupling: float, runs: int, seed: int) -> Row:
     check = CompareCheck.of(inner_check(cells, budget))
     rng = np.random.default_rng(seed)
     row = Row([], [], [], [])
     for _ in range(runs):
-        u, v = draw_uniforms(rng, len(cells), budget, coupling)
-        full = pd.concat([frame(cells, u < RATE - regression, CANDIDATE), frame(cells, v < RATE, RELEASED)], ignore_index=True)
-        result, _ = sequential.run_check(check, sliced(full), CONFIDENCE, sequential=True, first_round=FIRST_ROUND)
+        result = paired_run(check, cells, budget, regression, coupling, rng)
         row.verdicts.append(result.verdict)
         row.samples.append(result.samples)
     return row
 
 
-def json_row(cells: tuple[Cell, ...], budget: int, released: int, regression: float, coupling: float, runs: int, seed: int) -> Row:
+def released_audit(cells: tuple[Cell, ...], budget: int, calls: np.ndarray) -> tuple[float, int]:
+    """The released model's own audit as a JSON baseline records it: its sensitivity item
+    (min_sensitivity 0.5) decided sequentially by run_check; the estimate at the look where it
+    stopped, and that look's samples per cell."""
+    with quiet_notes():
+        result, _ = sequential.run_check(inner_check(cells, budget), sliced(frame(cells, calls, None)), CONFIDENCE, sequential=True, first_round=FIRST_ROUND)
+    return float(result.estimate.value), int(result.samples)
+
+
+def json_row(cells: tuple[Cell, ...], budget: int, released: int | None, regression: float, coupling: float, runs: int, seed: int) -> Row:
     """The released model audited once on `released` samples per cell (same seeds as the
-    candidate's first ones), its estimate saved; the candidate decided alone against it."""
-    plain = inner_check(cells, budget, baseline_margin=MARGIN)
+    candidate's first ones; None: its own sequential audit, stopping when its absolute bound is
+    decided), its estimate saved; the candidate decided alone against it."""
     rng = np.random.default_rng(seed)
-    se = math.sqrt(RATE * (1 - RATE) / (released * len(cells)))
     row = Row([], [], [], [])
     for _ in range(runs):
-        u, v = draw_uniforms(rng, len(cells), max(budget, released), coupling)
-        estimate = float((v[:, :released] < RATE).mean())
-        baseline = {"items": [{"check": plain.nodename, "estimate": estimate}]}
-        (check,) = resolve_relative([plain], Path("released.json"), 1, data=baseline)
-        full = frame(cells, u[:, :budget] < RATE - regression, None)
-        result, _ = sequential.run_check(check, sliced(full), CONFIDENCE, sequential=True, first_round=FIRST_ROUND)
+        u, v = draw_uniforms(rng, len(cells), budget if released is None else max(budget, released), coupling)
+        if released is None:
+            estimate, n_released = released_audit(cells, budget, v < RATE)
+        else:
+            estimate, n_released = float((v[:, :released] < RATE).mean()), released
+        se = math.sqrt(RATE * (1 - RATE) / (n_released * len(cells)))
+        row.released.append(n_released)
+        result, threshold = json_run(cells, budget, estimate, u[:, :budget] < RATE - regression)
         row.verdicts.append(result.verdict)
         row.samples.append(result.samples)
         row.lucky.append(-1 if estimate < RATE - se else (1 if estimate > RATE + se else 0))
-        row.thresholds.append(check.threshold)
+        row.thresholds.append(threshold)
     return row
 
 
@@ -165,17 +205,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=8)
     parser.add_argument("--budget", type=int, default=4000, help="samples per cell and model")
-    parser.add_argument("--released", type=int, default=None, help="JSON design: the released audit's samples per cell (default: the budget)")
+    parser.add_argument("--released", nargs="*", default=["budget", "seq"],
+                        help="JSON design: the released audit's samples per cell, each a number, 'budget', or 'seq' (its own sequential audit)")
     parser.add_argument("--runs", type=int, default=100, help="paired runs per row")
     parser.add_argument("--json-runs", type=int, default=1000, help="JSON runs per row at regression 0.03 (other rows: --runs)")
     parser.add_argument("--couplings", type=float, nargs="*", default=list(COUPLINGS))
+    parser.add_argument("--json-couplings", type=float, nargs="*", default=[0.5], help="couplings of the JSON design's rows")
+    parser.add_argument("--only", choices=("paired", "json"), default=None)
     parser.add_argument("--seed", type=int, default=18)
     args = parser.parse_args()
     cells = population(args.cells)
-    released = args.released or args.budget
     k = len(cells)
     t0 = time.perf_counter()
     print(f"{k} cells x {args.budget} samples per cell and model, rate {RATE}, margin {MARGIN}, confidence {CONFIDENCE}\n")
+    if args.only != "json":
+        paired_tables(args, cells)
+    if args.only != "paired":
+        json_tables(args, cells)
+    print(f"\n{time.perf_counter() - t0:.0f}s")
+
+
+def paired_tables(args: argparse.Namespace, cells: tuple[Cell, ...]) -> None:
+    k = len(cells)
     print("Paired (CompareCheck, both models' images on the same seeds)\n")
     print("| coupling | true regression | runs | P(pass) | P(fail) | P(inconclusive) | mean samples/cell | mean images (both models) | candidate images |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -185,20 +236,27 @@ def main() -> None:
             m = float(np.mean(row.samples))
             print(f"| {c:g} | {d:g} | {args.runs} | {fmt(row.share('pass'))} | {fmt(row.share('fail'))} | {fmt(row.share('inconclusive'))} "
                   f"| {m:.0f} | {2 * k * m:.0f} | {k * m:.0f} |", flush=True)
-    print(f"\nJSON baseline (released audited once on {released} per cell = {released * k} images; candidate alone, threshold = released estimate - {MARGIN})\n")
-    print("| coupling | true regression | runs | P(pass) | P(fail) | P(inconclusive) | mean samples/cell | mean candidate images | "
-          "P(pass), released estimate > 1 SE low (lucky) | P(pass), > 1 SE high | share lucky |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for c in args.couplings:
-        for j, d in enumerate(REGRESSIONS):
-            runs = args.json_runs if d == 0.03 else args.runs
-            row = json_row(cells, args.budget, released, d, c, runs, args.seed + 7 + 100 * j + int(1000 * c))
-            lucky = np.array(row.lucky)
-            m = float(np.mean(row.samples))
-            print(f"| {c:g} | {d:g} | {runs} | {fmt(row.share('pass'))} | {fmt(row.share('fail'))} | {fmt(row.share('inconclusive'))} "
-                  f"| {m:.0f} | {k * m:.0f} | {fmt(row.share('pass', lucky == -1))} (n={int((lucky == -1).sum())}) "
-                  f"| {fmt(row.share('pass', lucky == 1))} | {float((lucky == -1).mean()):.3f} |", flush=True)
-    print(f"\n{time.perf_counter() - t0:.0f}s")
+
+
+def json_tables(args: argparse.Namespace, cells: tuple[Cell, ...]) -> None:
+    k = len(cells)
+    for spec in args.released:
+        released = None if spec == "seq" else (args.budget if spec == "budget" else int(spec))
+        what = ("its own sequential audit (min_sensitivity 0.5), estimate at its stop" if released is None
+                else f"{released} per cell = {released * k} images")
+        print(f"\nJSON baseline, released audited once: {what}; candidate alone, threshold = released estimate - {MARGIN}\n")
+        print("| coupling | true regression | runs | released samples/cell | P(pass) | P(fail) | P(inconclusive) | mean samples/cell | mean candidate images | "
+              "P(pass), released estimate > 1 SE low (lucky) | P(pass), > 1 SE high | share lucky |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for c in args.json_couplings:
+            for j, d in enumerate(REGRESSIONS):
+                runs = args.json_runs if d == 0.03 else args.runs
+                row = json_row(cells, args.budget, released, d, c, runs, args.seed + 7 + 100 * j + int(1000 * c))
+                lucky = np.array(row.lucky)
+                m = float(np.mean(row.samples))
+                print(f"| {c:g} | {d:g} | {runs} | {np.mean(row.released):.0f} | {fmt(row.share('pass'))} | {fmt(row.share('fail'))} "
+                      f"| {fmt(row.share('inconclusive'))} | {m:.0f} | {k * m:.0f} | {fmt(row.share('pass', lucky == -1))} (n={int((lucky == -1).sum())}) "
+                      f"| {fmt(row.share('pass', lucky == 1))} | {float((lucky == -1).mean()):.3f} |", flush=True)
 
 
 if __name__ == "__main__":
