@@ -12,10 +12,14 @@ models' calls on that seed come from one shared uniform (comonotone) or from two
   Images: both models' (the released model's come from the sample cache on later runs, so a CI
   run generates only the candidate's half).
 - JSON design (`--synthcxr-baseline` + `relative_to_baseline`): the released model was audited
-  once on `--released` samples per cell (default: the budget) with the same spec seed, so its
+  once on `--released` samples per cell (default: the budget, then `seq`) with the same spec seed, so its
   calls share the candidate's seeds (and the coupling); its point estimate goes through the real
   `report.baseline.resolve_relative` (threshold = estimate - 0.02), and the candidate's own
-  `ValidityCheck` is decided by `run_check` on the candidate's images alone.
+  `ValidityCheck` is decided by `run_check` on the candidate's images alone. `--released seq`:
+  the released estimate is the one its own sequential audit of the item (against min_sensitivity
+  0.5) stopped at, which is what a real run's JSON report holds.
+- Unpaired (`--only unpaired`): the same comparison item with the released model's images on
+  other seeds, so it falls back to the two models' own intervals at alpha / 2 each.
 
 Truths: no regression (both 0.6), the candidate regressed by 0.03 (beyond the margin: a pass is
 a false pass) and by 0.05. For the JSON design the false-pass rate at 0.03 is also given
@@ -25,7 +29,10 @@ threshold is low) and an unlucky one (more than one above).
 `more_samples_note` (the simulated "more samples would decide it" text on inconclusive items,
 several seconds per call) is replaced by a stub here: it never changes a verdict or a sample count.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/release_vs_release.py [--runs 100] [--json-runs 1000]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/release_vs_release.py --only paired --runs 100    # ~6 min on 2 shared cores
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/release_vs_release.py --only json --released budget 500 seq
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/release_vs_release.py --only unpaired --runs 50
+    (--regressions 0.022 for the rows just beyond the margin; tables in benchmarks/README.md)
 """
 
 from __future__ import annotations
@@ -34,9 +41,9 @@ import argparse
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -99,11 +106,11 @@ def draw_uniforms(rng: np.random.Generator, cells: int, n: int, coupling: float)
     return u, v
 
 
-def frame(cells: tuple[Cell, ...], calls: np.ndarray, model: str | None) -> pd.DataFrame:
+def frame(cells: tuple[Cell, ...], calls: np.ndarray, model: str | None, seed_base: int = 0) -> pd.DataFrame:
     k, n = calls.shape
     data = {
         "cell": np.repeat([c.key for c in cells], n), "finding": "Effusion", "i": np.tile(np.arange(n), k),
-        "seed": (np.arange(k)[:, None] * 1_000_003 + np.arange(n)[None, :]).ravel(), "valid": True, "seeded": True,
+        "seed": (seed_base + np.arange(k)[:, None] * 1_000_003 + np.arange(n)[None, :]).ravel(), "valid": True, "seeded": True,
         SCORE: np.where(calls.ravel(), 0.9, 0.1),
     }
     if model is not None:
@@ -135,10 +142,15 @@ class Row:
         return float((v == verdict).mean()) if v.size else math.nan
 
 
-def paired_run(check: CompareCheck, cells: tuple[Cell, ...], budget: int, regression: float, coupling: float, rng: np.random.Generator) -> Any:
-    """One paired run: both models' tables drawn on the same seeds, the comparison item decided."""
-    u, v = draw_uniforms(rng, len(cells), budget, coupling)
-    full = pd.concat([frame(cells, u < RATE - regression, CANDIDATE), frame(cells, v < RATE, RELEASED)], ignore_index=True)
+def paired_run(
+    check: CompareCheck, cells: tuple[Cell, ...], budget: int, regression: float, coupling: float, rng: np.random.Generator, unpaired: bool = False
+) -> Any:
+    """One paired run: both models' tables drawn on the same seeds, the comparison item decided.
+    unpaired: the released model's images on other seeds (no shared draw; the item falls back to
+    the two models' own intervals)."""
+    u, v = draw_uniforms(rng, len(cells), budget, 0.0 if unpaired else coupling)
+    released = frame(cells, v < RATE, RELEASED, seed_base=500_000_000 if unpaired else 0)
+    full = pd.concat([frame(cells, u < RATE - regression, CANDIDATE), released], ignore_index=True)
     with quiet_notes():
         result, _ = sequential.run_check(check, sliced(full), CONFIDENCE, sequential=True, first_round=FIRST_ROUND)
     return result
@@ -155,12 +167,12 @@ def json_run(cells: tuple[Cell, ...], budget: int, estimate: float, candidate_ca
     return result, check.threshold
 
 
-def paired_row(cells: tuple[Cell, ...], budget: int, regression: float, coupling: float, runs: int, seed: int) -> Row:
+def paired_row(cells: tuple[Cell, ...], budget: int, regression: float, coupling: float, runs: int, seed: int, unpaired: bool = False) -> Row:
     check = CompareCheck.of(inner_check(cells, budget))
     rng = np.random.default_rng(seed)
     row = Row([], [], [], [])
     for _ in range(runs):
-        result = paired_run(check, cells, budget, regression, coupling, rng)
+        result = paired_run(check, cells, budget, regression, coupling, rng, unpaired)
         row.verdicts.append(result.verdict)
         row.samples.append(result.samples)
     return row
@@ -208,31 +220,37 @@ def main() -> None:
     parser.add_argument("--released", nargs="*", default=["budget", "seq"],
                         help="JSON design: the released audit's samples per cell, each a number, 'budget', or 'seq' (its own sequential audit)")
     parser.add_argument("--runs", type=int, default=100, help="paired runs per row")
-    parser.add_argument("--json-runs", type=int, default=1000, help="JSON runs per row at regression 0.03 (other rows: --runs)")
+    parser.add_argument("--json-runs", type=int, default=1000, help="JSON runs per row at regressions between the margin and 0.05 (other rows: --runs)")
+    parser.add_argument("--regressions", type=float, nargs="*", default=list(REGRESSIONS), help="true regressions (released minus candidate sensitivity)")
     parser.add_argument("--couplings", type=float, nargs="*", default=list(COUPLINGS))
     parser.add_argument("--json-couplings", type=float, nargs="*", default=[0.5], help="couplings of the JSON design's rows")
-    parser.add_argument("--only", choices=("paired", "json"), default=None)
+    parser.add_argument("--only", choices=("paired", "json", "unpaired"), default=None)
     parser.add_argument("--seed", type=int, default=18)
     args = parser.parse_args()
     cells = population(args.cells)
     k = len(cells)
     t0 = time.perf_counter()
     print(f"{k} cells x {args.budget} samples per cell and model, rate {RATE}, margin {MARGIN}, confidence {CONFIDENCE}\n")
-    if args.only != "json":
+    if args.only in (None, "paired"):
         paired_tables(args, cells)
-    if args.only != "paired":
+    if args.only in (None, "json"):
         json_tables(args, cells)
+    if args.only in (None, "unpaired"):
+        paired_tables(args, cells, unpaired=True)
     print(f"\n{time.perf_counter() - t0:.0f}s")
 
 
-def paired_tables(args: argparse.Namespace, cells: tuple[Cell, ...]) -> None:
+def paired_tables(args: argparse.Namespace, cells: tuple[Cell, ...], unpaired: bool = False) -> None:
     k = len(cells)
-    print("Paired (CompareCheck, both models' images on the same seeds)\n")
+    if unpaired:
+        print("\nUnpaired (CompareCheck, the released model's images on other seeds: the two models' own intervals)\n")
+    else:
+        print("Paired (CompareCheck, both models' images on the same seeds)\n")
     print("| coupling | true regression | runs | P(pass) | P(fail) | P(inconclusive) | mean samples/cell | mean images (both models) | candidate images |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for c in args.couplings:
-        for j, d in enumerate(REGRESSIONS):
-            row = paired_row(cells, args.budget, d, c, args.runs, args.seed + 100 * j + int(1000 * c))
+    for c in [0.0] if unpaired else args.couplings:
+        for j, d in enumerate(args.regressions):
+            row = paired_row(cells, args.budget, d, c, args.runs, args.seed + 100 * j + int(1000 * c) + 50 * unpaired, unpaired)
             m = float(np.mean(row.samples))
             print(f"| {c:g} | {d:g} | {args.runs} | {fmt(row.share('pass'))} | {fmt(row.share('fail'))} | {fmt(row.share('inconclusive'))} "
                   f"| {m:.0f} | {2 * k * m:.0f} | {k * m:.0f} |", flush=True)
@@ -249,8 +267,8 @@ def json_tables(args: argparse.Namespace, cells: tuple[Cell, ...]) -> None:
               "P(pass), released estimate > 1 SE low (lucky) | P(pass), > 1 SE high | share lucky |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for c in args.json_couplings:
-            for j, d in enumerate(REGRESSIONS):
-                runs = args.json_runs if d == 0.03 else args.runs
+            for j, d in enumerate(args.regressions):
+                runs = args.json_runs if MARGIN < d < 0.05 else args.runs
                 row = json_row(cells, args.budget, released, d, c, runs, args.seed + 7 + 100 * j + int(1000 * c))
                 lucky = np.array(row.lucky)
                 m = float(np.mean(row.samples))
