@@ -81,7 +81,7 @@ def test_keyword_and_marker_selection(pytester):
 def test_unknown_model_lists_known_ones(pytester):
     result = pytester.runpytest("--synthcxr-model=roentgen-xl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: synthcxr: unknown model 'roentgen-xl' (from --synthcxr-model); known models: phantom, phantom-biased, phantom-fair, roentgen, roentgen-v2; or a diffusers pipeline folder*"])
+    result.stderr.fnmatch_lines(["ERROR: synthcxr: unknown model 'roentgen-xl' (from --synthcxr-model); known models: phantom, phantom-biased, phantom-fair, phantom-regressed, roentgen, roentgen-v2; or a diffusers pipeline folder*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
