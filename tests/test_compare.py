@@ -16,6 +16,7 @@ from pytest_synthcxr.sampling.cells import Cell
 from pytest_synthcxr.sampling.pool import score_column
 from pytest_synthcxr.spec.schema import AuditSpec
 from pytest_synthcxr.stats.confseq import empirical_bernstein_cs
+from pytest_synthcxr.stats.intervals import beta_binomial_cs, threshold_prior
 
 SPEC = """
 seed = 0
@@ -123,7 +124,9 @@ def test_compare_interval_is_the_paired_sequence_intersected_with_the_unpaired_o
     calls_r = table[table["model"] == RELEASED][score_column("Effusion")].to_numpy() > 0.5
     # smaller is worse for sensitivity: the regression is released minus candidate
     assert got.estimate.value == pytest.approx(calls_r.mean() - calls_c.mean())
-    low_p, high_p = empirical_bernstein_cs(calls_r.astype(float) - calls_c, 0.025, (-1.0, 1.0))
+    low_p, high_p = empirical_bernstein_cs(calls_r.astype(float) - calls_c, 0.0125, (-1.0, 1.0))
+    _, bound = beta_binomial_cs(int((calls_r != calls_c).sum()), len(calls_c), 0.0125, threshold_prior(0.05))
+    low_p, high_p = max(low_p, -bound), min(high_p, bound)
     a, b = inner.measure(table[table["model"] == CANDIDATE], 0.025, "anytime"), inner.measure(table[table["model"] == RELEASED], 0.025, "anytime")
     low_u, high_u = b.estimate.low - a.estimate.high, b.estimate.high - a.estimate.low
     assert (got.estimate.low, got.estimate.high) == pytest.approx((max(low_p, low_u), min(high_p, high_u)))
@@ -141,3 +144,39 @@ def test_spec_margins_reach_the_checks():
     margins = {c.nodename: c.compare_margin for c in build_checks(spec)}
     assert margins["validity[sensitivity-Effusion]"] == 0.03 and margins["validity[fpr-Effusion]"] == 0.04
     assert margins["hallucination[COVID-19]"] == 0.02 and margins["uncertainty[Effusion]"] is None
+
+
+SAME = """
+seed = 0
+samples_per_cell = 400
+findings = ["Effusion"]
+
+[subgroups]
+sex = ["female"]
+race = ["White"]
+
+[validity]
+min_sensitivity = 0.3
+max_fpr = 0.2
+max_decline = 0.02
+max_regression = 0.02
+
+[hallucination]
+max_rate = 0.2
+max_regression = 0.02
+"""
+
+
+def test_candidate_equal_to_released_passes_every_comparison_at_margin_002(pytester):
+    """The same model on both sides: every paired comparison passes at a margin of 0.02 within
+    its budget (the images never differ, and the bound on how often they differ shrinks fast),
+    and the run warns that every comparison is 0."""
+    pytester.makefile(".toml", synthcxr=SAME)
+    result = pytester.runpytest("--synthcxr-model=phantom-fair", "--synthcxr-baseline-model=phantom-fair", "--synthcxr-json=out.json", "-p", "no:cacheprovider")
+    items = {i["check"]: i for i in json.loads((pytester.path / "out.json").read_text())["items"]}
+    compared = {k: v for k, v in items.items() if k.startswith("compare[")}
+    assert set(compared) == {"compare[validity-sensitivity-Effusion]", "compare[validity-fpr-Effusion]", "compare[hallucination-COVID-19]"}
+    for name, item in compared.items():
+        assert item["verdict"] == "pass" and item["estimate"] == 0.0 and item["high"] <= 0.02, (name, item)
+        assert item["samples_per_cell"] <= 400
+    assert "is the candidate itself (same fingerprint)" in result.stdout.str()

@@ -9,9 +9,10 @@ lies at or below the margin, fails when it lies above, as every other item (same
 
 - Paired (items with a per-image value: sensitivity, false-positive rate, hallucination rate,
   entropy): per sample index, the mean over the item's cells of the per-image differences on the
-  same seed, an i.i.d. stream in [-1, 1]; its empirical-Bernstein confidence sequence at alpha / 2
-  is intersected with the unpaired interval at alpha / 2 (anytime), or Newcombe/Student paired
-  at fixed samples (here: the empirical-Bernstein one, valid at any n).
+  same seed, an i.i.d. stream in [-1, 1]: its empirical-Bernstein confidence sequence (alpha / 4),
+  the bound |difference| <= P(an index's images differ at all) from a beta-binomial sequence on
+  that indicator (alpha / 4; tight when the models rarely disagree), and the unpaired interval
+  (alpha / 2), intersected. Valid at any n, so fixed sampling uses it too.
 - Paired for statistics that are a largest |r_a - r_b| over subgroup pairs (gaps, deviations,
   prompt effects): an upper bound from the per-seed changes of each subgroup between the models
   (see `_paired_contrasts`), intersected with the unpaired range.
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..sampling.cells import Cell
 from ..stats.confseq import empirical_bernstein_cs
-from ..stats.intervals import Estimate, IntervalKind
+from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, threshold_prior
 from .base import ANYTIME_GROWTH, Check, Measured
 
 CANDIDATE, RELEASED = "candidate", "released"
@@ -105,9 +106,15 @@ class CompareCheck(Check):
         if merged.empty or not (merged["seed_c"] == merged["seed_r"]).all():
             return None
         diff = self._sign() * (merged["value_c"].to_numpy() - merged["value_r"].to_numpy())
-        stream = merged.assign(d=diff).groupby("i", sort=True)["d"].mean().to_numpy()
-        low, high = empirical_bernstein_cs(stream, alpha, (-1.0, 1.0))
-        return low, high, int(len(merged))
+        by_index = merged.assign(d=diff, any=diff != 0).groupby("i", sort=True)
+        stream = by_index["d"].mean().to_numpy()
+        low, high = empirical_bernstein_cs(stream, alpha / 2, (-1.0, 1.0))
+        # |difference| <= P(the two models' images of an index differ at all): a beta-binomial
+        # sequence on that indicator (i.i.d. over indices, prior centred on the margin) is tight
+        # where the empirical-Bernstein one is slowest, when the models rarely disagree
+        differ = by_index["any"].any().to_numpy()
+        _, bound = beta_binomial_cs(int(differ.sum()), int(differ.size), alpha / 2, threshold_prior(self.threshold))
+        return max(low, -bound), min(high, bound), int(len(merged))
 
 
     def _paired_contrasts(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
