@@ -18,7 +18,7 @@ import numpy as np
 
 from ..sampling.cells import Cell
 from ..sampling.pool import score_column
-from ..stats.intervals import Estimate, IntervalKind, gap, largest_difference, ratio
+from ..stats.intervals import Estimate, IntervalKind, gap, intersect, largest_difference, ratio
 from ..stats.judge_error import corrected_difference
 from ..stats.paired_groups import discordance, paired_gap, paired_largest_difference, paired_relative_deviation
 from ..stats.power import difference_samples
@@ -195,9 +195,7 @@ class BiasCheck(Check):
             return core(table, alpha, interval)
         unpaired = core(table, alpha / 2, interval, unpaired=True).estimate
         e = paired.estimate
-        low, high = max(e.low, unpaired.low), min(e.high, unpaired.high)
-        if low > high:  # the two disagree (an event of probability <= alpha): keep both ranges
-            low, high = min(e.low, unpaired.low), max(e.high, unpaired.high)
+        low, high = intersect((e.low, e.high), (unpaired.low, unpaired.high))
         detail = paired.detail + "; interval: paired and unpaired confidence sequences (alpha/2 each) intersected"
         return replace(paired, estimate=replace(e, low=low, high=high), detail=detail)
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..sampling.cells import Cell
 from ..stats.confseq import empirical_bernstein_cs
-from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, threshold_prior
+from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, intersect, threshold_prior
+from ..stats.paired_groups import index_stream
 from .base import ANYTIME_GROWTH, Check, Measured
 
 CANDIDATE, RELEASED = "candidate", "released"
@@ -82,9 +83,7 @@ class CompareCheck(Check):
             estimate = Estimate(value, low_u, high_u, ea.n + eb.n)
             return Measured(estimate, f"{detail}; unpaired: the two models' intervals (alpha/2 each)", stats={"paired": 0.0, **both})
         low_p, high_p, pairs = paired
-        low, high = max(low_u, low_p), min(high_u, high_p)
-        if low > high:  # disagreement, probability <= alpha: keep both ranges
-            low, high = min(low_u, low_p), max(high_u, high_p)
+        low, high = intersect((low_u, high_u), (low_p, high_p))
         estimate = Estimate(value, low, high, ea.n + eb.n)
         detail += f"; paired: {pairs} same-seed image pairs, interval: paired and unpaired (alpha/2 each) intersected"
         return Measured(estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0, **both})
@@ -116,7 +115,6 @@ class CompareCheck(Check):
         _, bound = beta_binomial_cs(int(differ.sum()), int(differ.size), alpha / 2, threshold_prior(self.threshold))
         return max(low, -bound), min(high, bound), int(len(merged))
 
-
     def _paired_contrasts(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
         """A statistic that is the largest |r_a - r_b| over group pairs (gap, deviation, prompt
         effect) changes between the models by at most max |D_a - D_b|, D_g the per-seed difference
@@ -134,10 +132,7 @@ class CompareCheck(Check):
         delta = [a[:n] - b[:n] for a, b in zip(oc, orr)]
         upper = 0.0
         for a, b in pairs:
-            diff = delta[a] - delta[b]
-            rows = np.isfinite(diff).any(axis=1)
-            stream = np.nanmean(diff[rows], axis=1)
-            low, high = empirical_bernstein_cs(stream, alpha / len(pairs), (-2.0, 2.0))
+            low, high = empirical_bernstein_cs(index_stream(delta[a] - delta[b]), alpha / len(pairs), (-2.0, 2.0))
             upper = max(upper, abs(low), abs(high))
         images = int(sum(np.isfinite(o[:n]).sum() for o in oc))
         return -float("inf"), upper, images

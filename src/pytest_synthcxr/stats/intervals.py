@@ -79,6 +79,18 @@ def difference(count1: int, nobs1: int, count2: int, nobs2: int, alpha: float = 
     return Estimate(count1 / nobs1 - count2 / nobs2, low, high, nobs1 + nobs2)
 
 
+def absolute(low: float, high: float) -> tuple[float, float]:
+    """The interval of |d| from the interval [low, high] of d."""
+    return (0.0 if low <= 0.0 <= high else min(abs(low), abs(high))), max(abs(low), abs(high))
+
+
+def intersect(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """Two intervals that hold together: their intersection; if they are disjoint (an event of
+    probability at most the alphas spent), the range of both, never an empty interval."""
+    low, high = max(a[0], b[0]), min(a[1], b[1])
+    return (low, high) if low <= high else (min(a[0], b[0]), max(a[1], b[1]))
+
+
 def box(counts: Sequence[int], nobs: Sequence[int], alpha: float, interval: IntervalKind = "fixed") -> list[tuple[float, float]]:
     """Intervals for k proportions holding jointly with prob >= 1 - alpha (each at alpha / k)."""
     k = len(counts)
@@ -125,9 +137,9 @@ def largest_difference(
         else:
             lo, hi = newcombe(c1, n1, c2, n2, alpha / m)
         values.append(abs(d))
-        # interval of |d| from the interval of d
-        lows.append(0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi)))
-        highs.append(max(abs(lo), abs(hi)))
+        low_abs, high_abs = absolute(lo, hi)
+        lows.append(low_abs)
+        highs.append(high_abs)
     worst = int(np.argmax(values))
     n = int(sum(p[1] + p[3] for p in pairs))
     return Estimate(values[worst], max(lows), max(highs), n), worst

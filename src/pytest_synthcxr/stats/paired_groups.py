@@ -29,10 +29,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .confseq import empirical_bernstein_cs
-from .intervals import Estimate, IntervalKind, beta_binomial_cs, wilson
+from .intervals import Estimate, IntervalKind, absolute, beta_binomial_cs, wilson
 from .paired import newcombe_paired, paired_table
 
-__all__ = ["paired_difference", "paired_gap", "paired_largest_difference", "paired_relative_deviation", "discordance"]
+__all__ = ["index_stream", "paired_difference", "paired_gap", "paired_largest_difference", "paired_relative_deviation", "discordance"]
 
 
 def _both_valid(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +46,14 @@ def _both_valid(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(keep, a, np.nan), np.where(keep, b, np.nan)
 
 
+def index_stream(diff: np.ndarray) -> np.ndarray:
+    """A confidence sequence's stream from per-image differences (samples x cells, NaN where a
+    pair is not usable): per sample index, the mean over its usable cells; indices with none are
+    dropped. I.i.d. over indices, with the pooled difference as its mean."""
+    usable = np.isfinite(diff).any(axis=1)
+    return np.nanmean(diff[usable], axis=1)
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, interval: IntervalKind = "fixed") -> Estimate:
     """rate(a) - rate(b) over the pairs where both are valid, with its interval; n = pairs."""
     x, y = _both_valid(a, b)
@@ -55,9 +63,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, interva
         return Estimate(math.nan, -1.0, 1.0, 0)
     value = float(np.nanmean(x) - np.nanmean(y))
     if interval == "anytime":
-        rows = valid.any(axis=1)
-        stream = np.nanmean((x - y)[rows], axis=1)  # per sample index: the mean over its cells
-        low, high = empirical_bernstein_cs(stream, alpha, (-1.0, 1.0))
+        low, high = empirical_bernstein_cs(index_stream(x - y), alpha, (-1.0, 1.0))
     else:  # every valid pair of images, pooled over the cells (Newcombe's paired interval)
         low, high = newcombe_paired(paired_table(x[valid].astype(bool), y[valid].astype(bool)), alpha)
     return Estimate(value, low, high, n)
@@ -73,8 +79,7 @@ def discordance(a: np.ndarray, b: np.ndarray) -> float:
 
 def _absolute(estimate: Estimate) -> tuple[float, float, float]:
     """|d| and its interval from d's interval."""
-    lo, hi = estimate.low, estimate.high
-    return abs(estimate.value), (0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
+    return (abs(estimate.value), *absolute(estimate.low, estimate.high))
 
 
 def paired_largest_difference(
@@ -138,8 +143,9 @@ def paired_relative_deviation(
             lo = min(d.low / r_low, d.low / r_high)
             hi = max(d.high / r_low, d.high / r_high)
         lo, hi = max(lo, -1.0), hi  # a rate is never below 0: r_g / r_ref - 1 >= -1
-        lows.append(0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi)))
-        highs.append(max(abs(lo), abs(hi)))
+        low_abs, high_abs = absolute(lo, hi)
+        lows.append(low_abs)
+        highs.append(high_abs)
         index.append(g)
     worst = max(range(len(values)), key=lambda j: values[j] if math.isfinite(values[j]) else math.inf)
     n = int(sum(np.isfinite(np.asarray(o, dtype=float)).sum() for o in outcomes))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .intervals import Estimate, IntervalKind, box
+from .intervals import Estimate, IntervalKind, absolute, box
 
 __all__ = ["largest_relative_deviation"]
 
@@ -40,9 +40,9 @@ def largest_relative_deviation(
         low_g, high_g = joint[g]
         lo = low_g / ref_high - 1 if ref_high > 0 else -1.0
         hi = high_g / ref_low - 1 if ref_low > 0 else math.inf
-        # interval of |d| from the interval of d
-        lows.append(0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi)))
-        highs.append(max(abs(lo), abs(hi)))
+        low_abs, high_abs = absolute(lo, hi)
+        lows.append(low_abs)
+        highs.append(high_abs)
         index.append(g)
     worst = max(range(len(values)), key=lambda j: values[j])
     return Estimate(values[worst], max(lows), max(highs), int(sum(nobs))), index[worst]
