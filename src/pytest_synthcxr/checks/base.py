@@ -171,6 +171,10 @@ class Check:
         no confidence sequence exists (AUROC, means)."""
         raise NotImplementedError
 
+    def attributes_needed(self) -> tuple[str, ...]:
+        """Attribute outputs (sex, race, age) the judge panel must score for this check."""
+        return ()
+
     def round_growth(self) -> float:
         """Sequential rounds grow by this factor: checks split alpha over their looks by default."""
         return SPLIT_GROWTH

@@ -76,6 +76,9 @@ class DemographicCheck(Check):
     def cells(self) -> tuple[Cell, ...]:
         return self.population
 
+    def attributes_needed(self) -> tuple[str, ...]:
+        return (self.attribute,)
+
     def round_growth(self) -> float:
         return ANYTIME_GROWTH  # a confidence sequence decides
 

@@ -251,11 +251,11 @@ _PHANTOM_ATTRIBUTES = {"sex": "phantom-attributes", "age": "phantom-attributes"}
 
 def perceived_attributes(spec: Any) -> list[str]:
     """Attributes the spec's plain-prompt bias items group images by (perceived subgroups)."""
-    wanted: list[str] = []
-    for entry in getattr(spec, "bias", None) or []:
-        if entry.statistic != "prompt-effect" and "plain" in entry.prompt:
-            wanted += [k for k in ("sex", "race") if k in entry.by and k not in wanted]
-    return wanted
+    if spec is None:
+        return []
+    from ..checks import build_checks
+
+    return list(dict.fromkeys(a for c in build_checks(spec) if c.family == "bias" for a in c.attributes_needed()))
 
 
 def judge_names(plan: ModelPlan, spec: Any) -> list[str]:
@@ -434,8 +434,7 @@ def check(name: str, source: str, loaded: Any, *, allow_pickle: bool = False) ->
         if problems:  # every output the spec needs and no judge scores, in one message
             raise ModelError("synthcxr: " + (problems[0] if len(problems) == 1 else f"{len(problems)} outputs are not scored: " + "; ".join(problems)))
         for c in checks:  # demographic fidelity and perceived-subgroup bias need an attribute judge
-            needed = (getattr(c, "attribute", None),) if c.family == "demographic" else getattr(c, "attributes_needed", lambda: ())()
-            for attribute in filter(None, needed):
+            for attribute in c.attributes_needed():
                 if not any(o == attribute or o.startswith(f"{attribute}:") for o in outputs):
                     shown = "'age'" if attribute == "age" else f"'{attribute}:*'"
                     hint = " (phantom-attributes reads sex and age only: use by = [\"sex\"] in the phantom world)" if plan.config.kind == "phantom" else ""
