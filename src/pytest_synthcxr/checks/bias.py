@@ -200,8 +200,8 @@ class BiasCheck(Check):
         return replace(paired, estimate=replace(e, low=low, high=high), detail=detail)
 
     def _named(self, table: Any, alpha: float, interval: IntervalKind, unpaired: bool = False) -> Measured:
-        outcomes, paired = self._paired_arrays(table, [(g, True) for g in self.subgroups])
-        if not paired or unpaired:
+        outcomes, paired = ([], False) if unpaired else self._paired_arrays(table, [(g, True) for g in self.subgroups])
+        if not paired:
             counts = [positives(table, self._cells_of(g, True), self.finding) for g in self.subgroups]
             return self._unpaired(counts, [label(g) for g in self.subgroups], alpha, interval, UNPAIRED)
         counts = [(int(np.nansum(o)), int(np.isfinite(o).sum())) for o in outcomes]
@@ -302,26 +302,21 @@ class BiasCheck(Check):
 
     def _prompt_effect(self, table: Any, alpha: float, interval: IntervalKind, unpaired: bool = False) -> Measured:
         """Per subgroup, its named prompt against the plain prompt (the same for everyone)."""
-        outcomes, paired = self._paired_arrays(table, [*((g, True) for g in self.subgroups), ((), False)])
-        paired = paired and not unpaired
-        plain = outcomes[-1]
-        if paired:
+        groups_in = [*((g, True) for g in self.subgroups), ((), False)]
+        outcomes, paired = ([], False) if unpaired else self._paired_arrays(table, groups_in)
+        if paired:  # counts of the aligned pairs; the last group is the plain prompt
+            counts = [(int(np.nansum(o)), int(np.isfinite(o).sum())) for o in outcomes]
+            plain = outcomes[-1]
             estimate, worst = paired_largest_difference([(o, plain) for o in outcomes[:-1]], alpha, interval)
             rate = float(np.nanmean([discordance(o, plain) for o in outcomes[:-1]]))
             how, stats = PAIRED.format(n=len(plain), d=rate), {"paired": 1.0, "discordance": rate}
         else:
-            cp, np_ = positives(table, self._cells_of((), False), self.finding)
-            pairs = [(*positives(table, self._cells_of(g, True), self.finding), cp, np_) for g in self.subgroups]
-            estimate, worst = largest_difference(pairs, alpha, interval)
+            counts = [positives(table, self._cells_of(g, named), self.finding) for g, named in groups_in]
+            (cp, np_) = counts[-1]
+            estimate, worst = largest_difference([(c, n, cp, np_) for c, n in counts[:-1]], alpha, interval)
             how, stats = UNPAIRED, {"paired": 0.0}
-        plain_count, plain_n = int(np.nansum(plain)), int(np.isfinite(plain).sum())
-        if not paired:
-            plain_count, plain_n = positives(table, self._cells_of((), False), self.finding)
-        groups = []
-        for g, o in zip(self.subgroups, outcomes):
-            c, n = (int(np.nansum(o)), int(np.isfinite(o).sum())) if paired else positives(table, self._cells_of(g, True), self.finding)
-            groups.append(group_rate(f"{label(g)} (named)", c, n, alpha))
-        groups.append(group_rate("plain prompt (all)", plain_count, plain_n, alpha))
+        groups = [group_rate(f"{label(g)} (named)", c, n, alpha) for g, (c, n) in zip(self.subgroups, counts)]
+        groups.append(group_rate("plain prompt (all)", *counts[-1], alpha))
         w = groups[worst]
         detail = f"largest: {label(self.subgroups[worst])} named {w.value:.3f} vs plain {groups[-1].value:.3f}; {how}"
         smallest = min(g.n for g in groups)

@@ -109,21 +109,24 @@ class AuditSession:
                 import pytest
 
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
-            store = {"auto": None, "always": True, "never": False}[self.spec.cache_images]
-            self._pool = self._new_pool(store)
+            self._pool = self._new_pool(self._store_images())
             accuracy = attribute_accuracy(self._judge)
             for check in self.checks:  # perceived-subgroup items show the attribute judge's own accuracy
                 if getattr(check, "perceived", False) and accuracy:
                     object.__setattr__(check, "attribute_accuracy", tuple(sorted(accuracy.items())))
         return self._pool
 
-    def _new_pool(self, store: bool | None) -> Any:
+    def _store_images(self) -> bool | None:
+        """The spec's cache_images as the pool takes it (None: the generator decides)."""
+        return {"auto": None, "always": True, "never": False}[self.spec.cache_images]
+
+    def _new_pool(self, store: bool | None, generator: Any = None) -> Any:
         from ..models.generators.diffusers import GeneratorError
         from ..sampling.pool import SamplePool
 
         try:
             return SamplePool(
-                self._generator,
+                self._generator if generator is None else generator,
                 self._judge,
                 self.options.seed,
                 batch_size=self.spec.batch_size,
@@ -289,12 +292,7 @@ class AuditSession:
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             if generator.fingerprint == pool.generator.fingerprint and self.log:
                 self.log(f"synthcxr: warning: --synthcxr-baseline-model {o.baseline_model} is the candidate itself (same fingerprint): every comparison is 0")
-            from ..sampling.pool import SamplePool
-
-            self._released_pool = SamplePool(
-                generator, pool.judge, o.seed, batch_size=self.spec.batch_size, thumbnails=self.spec.thumbnails, thumbnail_size=256,
-                cache=pool.cache, store_images={"auto": None, "always": True, "never": False}[self.spec.cache_images],
-            )
+            self._released_pool = self._new_pool(self._store_images(), generator)
         return self._released_pool
 
     def _table(self, check: Check, n: int) -> Any:
