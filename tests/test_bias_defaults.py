@@ -8,27 +8,18 @@ and its tables are in benchmarks/README.md ("Paired bias items (issue 17)")."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench_support import load_benchmark
 from pytest_synthcxr.checks.bias import BiasCheck
 from pytest_synthcxr.models.generators.phantom import PRESET_COUPLING
 
-BENCH = Path(__file__).parent.parent / "benchmarks" / "bias_defaults.py"
 
 
 def bench():
-    import sys
-
-    if "bias_defaults" not in sys.modules:  # registered first: its dataclasses look themselves up there
-        spec = importlib.util.spec_from_file_location("bias_defaults", BENCH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bias_defaults"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bias_defaults"]
+    return load_benchmark("bias_defaults")
 
 
 def default_bias_checks() -> list[BiasCheck]:

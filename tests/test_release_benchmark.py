@@ -10,26 +10,18 @@ about 1.1 standard errors below its truth 0.60)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 
+from bench_support import load_benchmark
 from pytest_synthcxr.stats import sequential
 
-BENCH = Path(__file__).parent.parent / "benchmarks" / "release_vs_release.py"
 RUNS = 20
 ALPHA_SLACK = 0.05 + 0.05
 
 
 def bench():
-    if "release_vs_release" not in sys.modules:  # registered first: its dataclasses look themselves up there
-        spec = importlib.util.spec_from_file_location("release_vs_release", BENCH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["release_vs_release"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["release_vs_release"]
+    return load_benchmark("release_vs_release")
 
 
 def test_paired_false_pass_is_bounded_and_below_the_lucky_json_baseline():
