@@ -149,3 +149,56 @@ def test_old_reports_stay_valid():
     old = minimal_item("compare[validity-sensitivity-Effusion]", family="compare")
     validator.validate(minimal_report([old]))
     validator.validate({**minimal_report([{**old, "compare": None}]), "released_model": None})
+
+
+def test_forest_plots_show_per_subgroup_differences_and_only_the_planted_one_moves(compared):
+    """phantom-regressed changes only Hispanic women's named images: White women's same-seed
+    images are identical in both models, so their difference is exactly 0 with a tight interval
+    (the 'images differ' bound), while Hispanic women's TPR drops; the HTML has one forest plot per
+    compare item with subgroups, and the image pairs come from the subgroup that moved."""
+    _, data, html = compared
+    items = {i["check"]: i for i in data["items"] if i["family"] == "compare"}
+    bias = items["compare[bias-tpr-deviation-Effusion-sex*race-named]"]
+    diffs = {d["label"]: d for d in bias["differences"]}
+    assert set(diffs) == {"White female", "Hispanic female"}
+    assert all(d["paired"] and d["n"] == bias["samples_per_cell"] for d in diffs.values())
+    white, hispanic = diffs["White female"], diffs["Hispanic female"]
+    assert white["estimate"] == 0.0 and white["low"] < 0 < white["high"] and white["high"] - white["low"] < 0.2
+    assert hispanic["estimate"] < 0 and hispanic["low"] <= hispanic["estimate"] <= hispanic["high"]
+    sens = items["compare[validity-sensitivity-Effusion]"]  # plain prompts: both models draw the same images
+    assert [d["estimate"] for d in sens["differences"]] == [0.0, 0.0]
+    section = html.split('<section id="compare"', 1)[1].split("</section>", 1)[0]
+    assert section.count('class="ivplot diff forest"') == sum(1 for i in items.values() if i.get("differences"))
+    assert "Hispanic female: -0.1" in section or "Hispanic female: -0.2" in section or "Hispanic female: -0.3" in section
+    pairs = re.findall(r'<article class="check pairs" data-check="([^"]+)">\s*<h4><code>[^<]+</code>: ([^<]+)</h4>', section)
+    assert pairs and all(check == bias["check"] and label == "Hispanic female" for check, label in pairs)  # the sensitivity item changed no image
+    assert all(float(x) > 0 for x in re.findall(r"score change ([-0-9.]+)", section))
+
+
+def test_unpaired_differences_match_newcombe_by_hand():
+    """Unpaired per-subgroup differences: Newcombe's hybrid score interval at alpha / k, checked
+    against Wilson limits combined by hand (Newcombe 1998, method 10)."""
+    import math
+
+    from scipy.stats import norm
+
+    from pytest_synthcxr.checks.base import GroupRate
+    from pytest_synthcxr.checks.compare import _unpaired_differences
+
+    def wilson(x, n, z):
+        p = x / n
+        mid, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return mid - half, mid + half
+
+    cand = (GroupRate("a", 30, 50, 0, 1), GroupRate("b", 10, 40, 0, 1))
+    rel = (GroupRate("a", 20, 50, 0, 1), GroupRate("b", 12, 40, 0, 1), GroupRate("c", 1, 2, 0, 1))
+    out = _unpaired_differences(cand, rel, 0.10)
+    assert [d.label for d in out] == ["a", "b"] and not any(d.paired for d in out)
+    z = norm.ppf(1 - 0.10 / 2 / 2)
+    for d, (x1, n1), (x2, n2) in zip(out, [(30, 50), (10, 40)], [(20, 50), (12, 40)]):
+        p1, p2 = x1 / n1, x2 / n2
+        (l1, u1), (l2, u2) = wilson(x1, n1, z), wilson(x2, n2, z)
+        low = p1 - p2 - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+        high = p1 - p2 + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+        assert d.estimate == pytest.approx(p1 - p2)
+        assert (d.low, d.high) == pytest.approx((low, high), abs=1e-9)

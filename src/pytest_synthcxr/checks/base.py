@@ -42,6 +42,19 @@ class GroupRate:
 
 
 @dataclass(frozen=True)
+class GroupDifference:
+    """A per-subgroup difference of a rate between two models (the comparison's forest plot):
+    candidate minus released, with a simultaneous interval (alpha split over the subgroups)."""
+
+    label: str
+    estimate: float
+    low: float
+    high: float
+    n: int
+    paired: bool
+
+
+@dataclass(frozen=True)
 class Result:
     check: str
     family: str
@@ -72,6 +85,8 @@ class Result:
     decided_on: Literal["raw", "corrected"] = "raw"
     #: further numbers of the estimate a JSON reader may want (e.g. an age item's mean absolute error)
     stats: dict[str, float] | None = None
+    #: per-subgroup differences between candidate and released model (compare items only)
+    differences: tuple[GroupDifference, ...] = ()
 
     def message(self) -> str:
         """One line: verdict, estimate, interval, threshold and n."""
@@ -126,6 +141,10 @@ class Result:
                 for g in self.groups
             ],
             **({"stats": {k: None if v is None else _round(v) for k, v in self.stats.items()}} if self.stats else {}),
+            **({"differences": [
+                {"label": d.label, "estimate": _round(d.estimate), "low": _round(d.low), "high": _round(d.high), "n": d.n, "paired": d.paired}
+                for d in self.differences
+            ]} if self.differences else {}),
         }
 
 
@@ -238,6 +257,7 @@ class Check:
             judge_accuracy=self.judge_accuracy if decided.corrected is not None else None,
             decided_on="corrected" if self.decide_corrected and decided.corrected is not None else "raw",
             stats=fixed.stats,
+            differences=tuple(fixed.differences),
         )
 
 
@@ -253,6 +273,8 @@ class Measured:
     denominator_what: str = "valid images"
     #: further numbers for the JSON item (Result.stats)
     stats: dict[str, float] | None = None
+    #: per-subgroup differences between two models (Result.differences)
+    differences: tuple[GroupDifference, ...] = ()
 
 
 def grid(attributes: dict[str, Sequence[str]], by: Iterable[str]) -> list[tuple[tuple[str, str], ...]]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..sampling.cells import Cell
+from ..sampling.cells import Cell, subgroup_label
 from ..sampling.pool import score_column
 from ..stats.intervals import Estimate, IntervalKind, gap, intersect, largest_difference, ratio
 from ..stats.judge_error import corrected_difference
@@ -156,29 +156,45 @@ class BiasCheck(Check):
         paired = size > 0 and all(s and np.array_equal(seeds[:size], first) for _, seeds, s in got)
         return outcomes, paired
 
+    def _compared_groups(self) -> list[tuple[tuple[tuple[str, str], ...], bool]]:
+        """(subgroup, named) of each group the statistic compares: the subgroups, and for a prompt
+        effect the plain prompt last."""
+        named = [(g, True) for g in self.subgroups]
+        return [*named, ((), False)] if self.statistic == "prompt-effect" else named
+
+    def group_outcomes(self, table: Any) -> tuple[list[str], list[np.ndarray], list[np.ndarray]] | None:
+        """Each compared group's label, outcomes (samples x cells) and seeds, for comparing two
+        models group by group on the same seeds; None for perceived groups (different images) or
+        images without known seeds."""
+        if self.perceived:
+            return None
+        groups = self._compared_groups()
+        got = [self._outcomes(table, g, named) for g, named in groups]
+        if not all(seeded for _, _, seeded in got):
+            return None
+        labels = [subgroup_label(g) if named else "plain prompt" for g, named in groups]
+        return labels, [o for o, _, _ in got], [seeds for _, seeds, _ in got]
+
     def contrasts(self, table: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int]]] | None:
         """For comparing two models on the same seeds: each group's outcomes (samples x cells),
         their seeds, and the (a, b) group pairs whose rate differences the statistic takes the
         largest absolute value of (gap: every pair; deviation: each against the reference; prompt
         effect: each named against the plain prompt). None where the statistic is not such a
         maximum (ratio, relative deviation) or its groups are perceived (different images)."""
-        if self.perceived or self.statistic == "ratio" or self.scale == "relative":
+        if self.statistic == "ratio" or self.scale == "relative":
             return None
+        got = self.group_outcomes(table)
+        if got is None:
+            return None
+        k = len(self.subgroups)
         if self.statistic == "prompt-effect":
-            groups = [*((g, True) for g in self.subgroups), ((), False)]
-            pairs = [(j, len(self.subgroups)) for j in range(len(self.subgroups))]
+            pairs = [(j, k) for j in range(k)]
+        elif self.statistic == "gap":
+            pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
         else:
-            groups = [(g, True) for g in self.subgroups]
-            k = len(groups)
-            if self.statistic == "gap":
-                pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
-            else:
-                ref = self.subgroups.index(self.reference) if self.reference in self.subgroups else 0
-                pairs = [(j, ref) for j in range(k) if j != ref]
-        got = [self._outcomes(table, g, named) for g, named in groups]
-        if not all(seeded for _, _, seeded in got):
-            return None
-        return [o for o, _, _ in got], [seeds for _, seeds, _ in got], pairs
+            ref = self.subgroups.index(self.reference) if self.reference in self.subgroups else 0
+            pairs = [(j, ref) for j in range(k) if j != ref]
+        return got[1], got[2], pairs
 
     def _measure_raw(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
         if self.perceived:

@@ -19,20 +19,27 @@ lies at or below the margin, fails when it lies above, as every other item (same
 - Unpaired (ratios, relative deviations, perceived subgroups, AUROC, or images that do not share
   seeds): the two models' own intervals at alpha / 2 each, whose difference range holds with
   probability >= 1 - alpha.
+
+Per subgroup (the report's forest plot, descriptive: the verdict does not use it), candidate minus
+released of the item's rate in each subgroup, with intervals simultaneous over the subgroups
+(alpha / k each): paired, the empirical-Bernstein sequence on per-seed differences; unpaired,
+Newcombe's interval for two independent proportions (statsmodels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..sampling.cells import Cell
+from ..sampling.cells import Cell, subgroup_label
+from ..sampling.pool import score_column
 from ..stats.confseq import empirical_bernstein_cs
 from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, intersect, threshold_prior
 from ..stats.paired_groups import index_stream
-from .base import ANYTIME_GROWTH, Check, Measured
+from .base import ANYTIME_GROWTH, Check, GroupDifference, Measured
 
 CANDIDATE, RELEASED = "candidate", "released"
 
@@ -79,20 +86,94 @@ class CompareCheck(Check):
             "released_estimate": eb.value, "released_low": eb.low, "released_high": eb.high,
         }  # fmt: skip
         paired = self._paired(cand, rel, alpha / 2)
+        differences = self.differences(cand, rel, alpha, (a.groups, b.groups))
         if paired is None:
             estimate = Estimate(value, low_u, high_u, ea.n + eb.n)
-            return Measured(estimate, f"{detail}; unpaired: the two models' intervals (alpha/2 each)", stats={"paired": 0.0, **both})
+            detail += "; unpaired: the two models' intervals (alpha/2 each)"
+            return Measured(estimate, detail, stats={"paired": 0.0, **both}, differences=differences)
         low_p, high_p, pairs = paired
         low, high = intersect((low_u, high_u), (low_p, high_p))
         estimate = Estimate(value, low, high, ea.n + eb.n)
         detail += f"; paired: {pairs} same-seed image pairs, interval: paired and unpaired (alpha/2 each) intersected"
-        return Measured(estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0, **both})
+        return Measured(
+            estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0, **both}, differences=differences,
+        )
 
-    def _paired(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
-        """The worse-direction difference's confidence sequence on per-seed pairs, or None when the
-        item has no per-image value or the two models' images do not share seeds."""
-        if hasattr(self.inner, "contrasts"):
-            return self._paired_contrasts(cand, rel, alpha)
+    def differences(self, cand: Any, rel: Any, alpha: float, groups: tuple[Any, Any] = ((), ())) -> tuple[GroupDifference, ...]:
+        """Candidate minus released per subgroup, intervals simultaneous over the k subgroups
+        (alpha / k each): paired on shared seeds where the item has per-group or per-image
+        outcomes, else unpaired from both models' per-group counts (`groups`: their GroupRates)."""
+        paired = self._group_streams(cand, rel)
+        if paired:
+            k = len(paired)
+            out = []
+            for label, diff in paired:
+                usable = np.isfinite(diff)
+                if not usable.any():
+                    continue
+                # as the item's own interval: empirical Bernstein on per-index means, and the bound
+                # |difference| <= P(an index's pairs differ at all), alpha / 2k each
+                low, high = empirical_bernstein_cs(index_stream(diff), alpha / (2 * k), (-1.0, 1.0))
+                differ = (np.nan_to_num(diff) != 0).any(axis=1)[usable.any(axis=1)]
+                _, bound = beta_binomial_cs(int(differ.sum()), int(differ.size), alpha / (2 * k), threshold_prior(self.threshold))
+                out.append(GroupDifference(label, float(np.nanmean(diff)), max(low, -bound), min(high, bound), int(usable.sum()), True))
+            return tuple(out)
+        return _unpaired_differences(*groups, alpha)
+
+    def label_cells(self, label: str) -> list[Cell]:
+        """The item's cells behind one subgroup label of `differences`."""
+        if hasattr(self.inner, "group_outcomes"):
+            return [c for c in self.cells() if (subgroup_label(c.subgroup) if c.named else "plain prompt") == label]
+        return [c for c in self.cells() if _cell_label(c) == label]
+
+    def changed_samples(self, table: Any, subject: str, cells: Sequence[Cell], count: int) -> list[tuple[str, int, int, float]]:
+        """(cell key, sample index, seed, change) of the same-seed samples whose judge score for
+        `subject` changed most between the models, the worse way where the item has one
+        (sensitivity: dropped; rates: rose), by size otherwise (a gap can widen either way)."""
+        column = score_column(subject)
+        keys = {c.key for c in cells}
+        if column not in table.columns or not keys:
+            return []
+        part = table[table["cell"].isin(keys) & table["valid"].astype(bool)]
+        cols = ["cell", "i", "seed", column]
+        merged = part[part["model"] == CANDIDATE][cols].merge(part[part["model"] == RELEASED][cols], on=["cell", "i"], suffixes=("_c", "_r"))
+        merged = merged[merged["seed_c"] == merged["seed_r"]]
+        change = (merged[f"{column}_c"] - merged[f"{column}_r"]).to_numpy(dtype=float)
+        signed = not hasattr(self.inner, "group_outcomes") and self.inner.family in ("validity", "hallucination")
+        change = self._sign() * change if signed else np.abs(change)
+        order = [j for j in np.argsort(-change, kind="stable")[:count] if change[j] > 0]  # changed, the worse way
+        return [(str(merged["cell"].iloc[j]), int(merged["i"].iloc[j]), int(merged["seed_c"].iloc[j]), float(change[j])) for j in order]
+
+    def _group_streams(self, cand: Any, rel: Any) -> list[tuple[str, np.ndarray]]:
+        """(label, per-seed differences as samples x cells, NaN where unusable) per subgroup, or []
+        when the two models' images do not pair."""
+        outcomes = getattr(self.inner, "group_outcomes", None)
+        if outcomes is not None:
+            c, r = outcomes(cand), outcomes(rel)
+            if c is None or r is None:
+                return []
+            (labels, oc, sc), (_, orr, sr) = c, r
+            n = min(min(len(o) for o in oc), min(len(o) for o in orr))
+            if n == 0 or not all(np.array_equal(a[:n], b[:n]) for a, b in zip(sc, sr)):
+                return []
+            return [(lab, a[:n] - b[:n]) for lab, a, b in zip(labels, oc, orr)]
+        merged = self._merged(cand, rel)
+        if merged is None:
+            return []
+        merged = merged.assign(d=merged["value_c"] - merged["value_r"])
+        by_label: dict[str, list[str]] = {}
+        for cell in self.inner.cells():
+            by_label.setdefault(_cell_label(cell), []).append(cell.key)
+        out = []
+        for lab, keys in by_label.items():
+            part = merged[merged["cell"].isin(keys)]
+            if not part.empty:
+                out.append((lab, part.pivot_table(index="i", columns="cell", values="d", aggfunc="first").to_numpy(dtype=float)))
+        return out if len(out) > 1 else []  # one group: the item's own paired interval says it all
+
+    def _merged(self, cand: Any, rel: Any) -> Any:
+        """Both models' per-image values joined on (cell, i), or None when the item has no
+        per-image value or the images do not share seeds."""
         values = getattr(self.inner, "sample_values", None)
         if values is None:
             return None
@@ -103,6 +184,16 @@ class CompareCheck(Check):
             return None
         merged = va.merge(vb, on=["cell", "i"], suffixes=("_c", "_r"))
         if merged.empty or not (merged["seed_c"] == merged["seed_r"]).all():
+            return None
+        return merged
+
+    def _paired(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
+        """The worse-direction difference's confidence sequence on per-seed pairs, or None when the
+        item has no per-image value or the two models' images do not share seeds."""
+        if hasattr(self.inner, "contrasts"):
+            return self._paired_contrasts(cand, rel, alpha)
+        merged = self._merged(cand, rel)
+        if merged is None:
             return None
         diff = self._sign() * (merged["value_c"].to_numpy() - merged["value_r"].to_numpy())
         by_index = merged.assign(d=diff, any=diff != 0).groupby("i", sort=True)
@@ -136,6 +227,24 @@ class CompareCheck(Check):
             upper = max(upper, abs(low), abs(high))
         images = int(sum(np.isfinite(o[:n]).sum() for o in oc))
         return -float("inf"), upper, images
+
+
+def _cell_label(cell: Cell) -> str:
+    label = subgroup_label(cell.subgroup)
+    return label if cell.named or not cell.subgroup else f"{label}, plain prompt"
+
+
+def _unpaired_differences(cand: Any, rel: Any, alpha: float) -> tuple[GroupDifference, ...]:
+    """Newcombe's hybrid-score interval for two independent proportions per subgroup (alpha / k)."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    released = {g.label: g for g in rel}
+    both = [(g, released[g.label]) for g in cand if g.label in released and g.n and released[g.label].n]
+    out = []
+    for a, b in both:
+        low, high = confint_proportions_2indep(a.count, a.n, b.count, b.n, method="newcomb", alpha=alpha / len(both))
+        out.append(GroupDifference(a.label, a.value - b.value, float(low), float(high), a.n + b.n, False))
+    return tuple(out)
 
 
 __all__ = ["CANDIDATE", "RELEASED", "CompareCheck"]

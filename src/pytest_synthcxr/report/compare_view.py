@@ -1,7 +1,9 @@
 """The "Candidate vs released" section of the HTML report (issue 18): one row per compare item
 with both models' estimates side by side, the worse-way difference with its interval and the
-verdict; an interval plot of each difference against its margin; and same-prompt, same-seed image
-pairs of both models for the items that regressed most.
+verdict; an interval plot of each difference against its margin; a forest plot per item of the
+per-subgroup differences (candidate minus released, simultaneous intervals); and same-prompt,
+same-seed image pairs of both models for the items that regressed most, picked where the judge's
+score changed most between the models (in the subgroup whose rate changed most).
 
 Nothing here changes a number: the estimates come from the report data (``item["compare"]``)."""
 
@@ -27,8 +29,13 @@ def compare_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri
     items = [item for item in data["items"] if item["family"] == "compare"]
     if not items:
         return None
-    rows, plots = [], {}
+    rows, plots, forests = [], {}, {}
     for item in items:
+        diffs = item.get("differences") or []
+        forests[item["id"]] = interval_plot(
+            [{"label": d["label"], "rate": d["estimate"], "low": d["low"], "high": d["high"], "count": None, "n": d["n"]} for d in diffs],
+            axis="candidate − released", threshold=0.0, scaled=True,
+        ) if diffs else None
         facts = item.get("compare")
         inner = item["check"][len("compare["):-1] if item["check"].startswith("compare[") else item["check"]
         rows.append({"item": item, "inner": inner, "facts": facts})
@@ -37,31 +44,45 @@ def compare_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri
             axis="regression", threshold=item["threshold"], scaled=True,
         ) if item["estimate"] is not None and item["low"] is not None and item["high"] is not None else None
     worst = sorted((i for i in items if i["verdict"] != "pass"), key=regression_excess, reverse=True)[:PAIRED_ITEMS]
-    return {"rows": rows, "plots": plots, "pairs": _pairs(worst, audit, image_uri)}
+    return {"rows": rows, "plots": plots, "forests": forests, "pairs": _pairs(worst, audit, image_uri)}
 
 
 def _pairs(items: list[dict[str, Any]], audit: Any, image_uri: Any) -> list[dict[str, Any]]:
-    """For each item: the first samples of its first cell from both models (same prompt, same
-    seed), read from the cache or drawn again from their seeds, as the judge saw them."""
+    """For each item: same-prompt, same-seed samples of both models where the judge's score for
+    the item's finding changed most (in the subgroup whose rate changed most), read from the cache
+    or drawn again from their seeds, as the judge saw them."""
     candidate, released = getattr(audit, "_pool", None), getattr(audit, "_released_pool", None)
     if candidate is None or released is None:
         return []
+    checks = {c.nodename: c for c in getattr(audit, "checks", [])}
     cells = {c.key: c for c in candidate.cells()}
     out = []
     for item in items:
-        cell = next((cells[k] for k in item.get("cells", []) if k in cells), None)
-        if cell is None:
+        check = checks.get(item["check"])
+        n = int(item.get("samples_per_cell") or 0)
+        if check is None or not n:
             continue
-        n = min(PAIRED_IMAGES, int(item.get("samples_per_cell") or 0))
-        entry: dict[str, Any] = {"item": item, "cell": cell.key, "prompt": cell.prompt, "images": [], "error": None}
+        entry: dict[str, Any] = {"item": item, "subgroup": None, "images": [], "error": None}
         try:
-            a, ta = candidate.images([cell], n)
-            b, tb = released.images([cell], n)
-            entry["images"] = [
-                {"i": int(i), "seed": int(s), "same_seed": int(s) == int(r), "candidate": image_uri(x), "released": image_uri(y)}
-                for i, s, r, x, y in zip(ta["i"], ta["seed"], tb["seed"], a, b)
-            ]
+            picks = _most_changed(item, check, audit._table(check, n))
+            entry["subgroup"] = picks[0] if picks else None
+            for key, i, seed, change in picks[1] if picks else []:
+                cell = cells[key]
+                a, b = candidate.images_at(cell, [seed])[0], released.images_at(cell, [seed])[0]
+                entry["images"].append({"i": i, "seed": seed, "change": change, "prompt": cell.prompt, "candidate": image_uri(a), "released": image_uri(b)})
         except Exception as exc:  # noqa: BLE001 - the report must still be written
             entry["error"] = f"{type(exc).__name__}: {exc}"
-        out.append(entry)
+        if entry["images"] or entry["error"]:  # no sample changed the worse way: nothing to show
+            out.append(entry)
     return out
+
+
+def _most_changed(item: dict[str, Any], check: Any, table: Any) -> tuple[str | None, list[tuple[str, int, int, float]]] | None:
+    """(subgroup label or None, the samples whose score changed most) of one compare item."""
+    subject = item.get("subject") or getattr(check.inner, "finding", None) or getattr(check.inner, "probe", None)
+    if not subject:
+        return None
+    diffs = item.get("differences") or []
+    label = max(diffs, key=lambda d: abs(d["estimate"]))["label"] if diffs else None
+    cells = check.label_cells(label) if label is not None else list(check.cells())
+    return label, check.changed_samples(table, subject, cells or list(check.cells()), PAIRED_IMAGES)

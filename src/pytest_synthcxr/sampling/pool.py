@@ -341,6 +341,10 @@ class SamplePool:
         images = self._load_images(prompts, [int(s) for s in table["seed"]])
         return images, table
 
+    def images_at(self, cell: Cell, seeds: Sequence[int]) -> np.ndarray:
+        """Images of one cell's samples with the given seeds, as the judge saw them."""
+        return self._load_images([cell.prompt] * len(seeds), [int(s) for s in seeds])
+
     def _load_images(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         """Stored files from the cache where there are any; the rest drawn again from their seeds
         (identical to the judged images)."""
