@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 
@@ -41,8 +41,15 @@ class ModelSpec(_Table):
     #: a diffusers scheduler class name, e.g. "DPMSolverMultistepScheduler"
     scheduler: str | None = None
     negative_prompt: str | None = None
-    #: images per forward pass (halved automatically on out-of-memory); default 8 on a GPU, 4 on cpu
-    batch_size: int | None = Field(default=None, ge=1, le=1024)
+    #: images per forward pass (halved automatically on out-of-memory), or "probe": try 1, 2, 4, ...
+    #: on the first requests and keep the fastest; default "probe" on cuda, 8 on mps, 4 on cpu
+    batch_size: int | Literal["probe"] | None = None
+    #: "sdpa": PyTorch scaled-dot-product attention (diffusers' default); "classic": AttnProcessor
+    attention: Literal["sdpa", "classic"] = "sdpa"
+    #: torch.compile the UNet (minutes of compiling on the first batches)
+    compile: bool = False
+    #: UNet and VAE in channels-last memory format
+    channels_last: bool = False
     attention_slicing: bool = False
     vae_slicing: bool = False
     #: phantom preset (kind = "phantom")
@@ -51,6 +58,13 @@ class ModelSpec(_Table):
     judge: str | list[str] | None = None
     #: passed unchanged to an entry-point generator
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if value is None or value == "probe" or (type(value) is int and 1 <= value <= 1024):
+            return value
+        raise ValueError(f"must be an integer from 1 to 1024 or \"probe\", got {value!r}")
 
 
 class JudgeSpec(_Table):

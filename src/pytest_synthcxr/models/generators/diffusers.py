@@ -7,7 +7,15 @@
 - One CPU ``torch.Generator`` per image, seeded from the pool, so image i depends only on
   (prompt i, seed i), not on the batch it was generated in (up to ~1e-6 of floating-point noise
   when the batch composition changes).
-- Batches of ``batch_size`` images, halved automatically on out-of-memory.
+- Batches of ``batch_size`` images, halved automatically on out-of-memory; ``batch_size="probe"``
+  (the default on cuda) tries 1, 2, 4, ... on the first requests and keeps the fastest size
+  (``batch_probe``).
+- GPU settings: ``dtype`` (float32 / float16 / bfloat16), ``attention`` ("sdpa": PyTorch's
+  scaled-dot-product attention, diffusers' default; "classic": diffusers' AttnProcessor, explicit
+  softmax(QK^T)V), ``compile`` (torch.compile of the UNet) and ``channels_last``. Each can move
+  pixels (another kernel, another rounding), so each is in the fingerprint; their defaults add
+  nothing to it, so caches filled before these settings existed stay valid. The batch size is in
+  the settings only: images do not depend on it (see above).
 - Weights in safetensors only unless ``allow_pickle``.
 - Returns float32 (N, H, W) grayscale in [0, 1]; black, constant or NaN images are left as they
   come out, for the pool to count as invalid.
@@ -26,6 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from ..device import dtype_problem, resolve_dtype
+from .batch_probe import BatchProbe
+
+ATTENTION = ("sdpa", "classic")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 ERR_NOT_PIPELINE = "synthcxr: model {name!r}: {path} is not a diffusers pipeline folder (no model_index.json)"
 ERR_PICKLE = (
@@ -124,26 +136,45 @@ class DiffusersGenerator:
         width: int | None = None,
         scheduler: str | None = None,
         negative_prompt: str | None = None,
-        batch_size: int | None = None,
+        batch_size: int | str | None = None,
+        attention: str = "sdpa",
+        compile: bool = False,
+        channels_last: bool = False,
         revision: str | None = None,
         allow_pickle: bool = False,
         attention_slicing: bool = False,
         vae_slicing: bool = False,
         note: str | None = None,
         lazy: bool = False,
+        compile_backend: str = "inductor",
+        probe_limit: int = 256,
     ) -> None:
         self.source = str(source)
         self.local = Path(self.source).is_dir()
         self.name = name or self.source
         self.device = device
-        self.dtype_name = dtype if dtype != "auto" else ("float16" if device.startswith("cuda") else "float32")
+        problem = dtype_problem(dtype, device)
+        if problem:
+            raise GeneratorError(f"synthcxr: model {self.name!r}: {problem}")
+        self.dtype_name = resolve_dtype(dtype, device)
+        if attention not in ATTENTION:
+            raise GeneratorError(f"synthcxr: model {self.name!r}: attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
+        self.attention = attention
+        self.compile_backend = compile_backend if compile else None
+        self.channels_last = bool(channels_last)
         self.steps = steps
         self.guidance = guidance
         self.height = height
         self.width = width
         self.scheduler_name = scheduler
         self.negative_prompt = negative_prompt
-        self.batch_size = batch_size or (8 if device.startswith(("cuda", "mps")) else 4)
+        if batch_size is None:  # a GPU's best batch depends on its memory and the model: measure it
+            batch_size = "probe" if device.startswith("cuda") else (8 if device.startswith("mps") else 4)
+        if batch_size != "probe" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise GeneratorError(f"synthcxr: model {self.name!r}: batch_size must be a positive integer or \"probe\", got {batch_size!r}")
+        self.batch_setting = batch_size
+        self.probe = BatchProbe(limit=probe_limit) if batch_size == "probe" else None
+        self.batch_size = 1 if batch_size == "probe" else int(batch_size)  # the probe's choice once it has one
         self.revision = revision
         self.allow_pickle = allow_pickle
         self.note = note
@@ -215,9 +246,35 @@ class DiffusersGenerator:
         if vae_slicing and getattr(pipe, "vae", None) is not None:
             pipe.vae.enable_slicing()
         try:
-            return pipe.to(self.device)
+            pipe = pipe.to(self.device)
         except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. cuda asked for, none present
             raise GeneratorError(f"synthcxr: model {self.name!r}: cannot move the pipeline to device {self.device!r}: {exc}") from exc
+        self._tune(pipe)
+        return pipe
+
+    def _tune(self, pipe: Any) -> None:
+        """Attention kernels, memory format and compilation of the loaded pipeline (in this
+        order: torch.compile traces the module as it will run)."""
+        import torch
+
+        unet, vae = getattr(pipe, "unet", None), getattr(pipe, "vae", None)
+        if (self.attention != "sdpa" or self.channels_last or self.compile_backend) and unet is None:
+            raise GeneratorError(
+                f"synthcxr: model {self.name!r}: attention = \"classic\", channels_last and compile act on a UNet; "
+                f"this {type(pipe).__name__} has none (leave them at their defaults)"
+            )
+        if self.attention == "classic":  # "sdpa" is diffusers' own default: left as loaded
+            from diffusers.models.attention_processor import AttnProcessor
+
+            for module in (unet, vae):
+                if module is not None and hasattr(module, "set_attn_processor"):
+                    module.set_attn_processor(AttnProcessor())
+        if self.channels_last:
+            for module in (unet, vae):
+                if module is not None:
+                    module.to(memory_format=torch.channels_last)
+        if self.compile_backend:
+            pipe.unet = torch.compile(unet, backend=self.compile_backend)
 
     def _load_error(self, exc: BaseException) -> str:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -232,6 +289,12 @@ class DiffusersGenerator:
         return text + (f"; {self.note}" if self.note else "")
 
     # -- identity --------------------------------------------------------------------------------
+
+    def _speed_settings(self) -> dict[str, Any]:
+        """Settings that pick other kernels: they can move pixels, so they are fingerprinted, but
+        only where they differ from the defaults (older fingerprints stay valid)."""
+        chosen = {"attention": self.attention, "compile": self.compile_backend or False, "channels_last": self.channels_last}
+        return {k: v for k, v in chosen.items() if v != {"attention": "sdpa", "compile": False, "channels_last": False}[k]}
 
     def _call_settings(self) -> dict[str, Any]:
         side = None if self.height and self.width else self._default_side()
@@ -303,8 +366,13 @@ class DiffusersGenerator:
             "pipeline": pipeline if isinstance(pipeline, str) else type(self.pipe).__name__,
             **self._call_settings(),
             "safety_checker": "disabled",
+            "attention": self.attention,
+            "compile": self.compile_backend or False,
+            "channels_last": self.channels_last,
             "device": self.device,
-            "batch_size": self.batch_size,
+            # what was asked ("probe" or a number): the probe's choice depends on timing, and the
+            # report must not (images do not depend on the batch size)
+            "batch_size": self.batch_setting,
             "seeding": "one CPU torch.Generator per image",
             "diffusers": version("diffusers"),
             "torch": version("torch"),
@@ -327,7 +395,7 @@ class DiffusersGenerator:
                             digest.update(block)
             else:
                 digest.update(self.source.encode())
-            digest.update(json.dumps({**self._call_settings(), "device": self.device.split(":")[0]}, sort_keys=True).encode())
+            digest.update(json.dumps({**self._call_settings(), **self._speed_settings(), "device": self.device.split(":")[0]}, sort_keys=True).encode())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
@@ -369,25 +437,71 @@ class DiffusersGenerator:
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         """float32 (N, H, W) in [0, 1]; image i depends only on (prompts[i], seeds[i])."""
+        import time
+
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
+        if prompts:
+            _ = self.pipe  # loaded before any batch is timed
         parts: list[np.ndarray] = []
         start = 0
         while start < len(prompts):
-            size = min(self.batch_size, len(prompts) - start)
+            size, timed = self._next_batch(len(prompts) - start, start == 0)
+            began = time.perf_counter()
             try:
                 parts.append(self._run(prompts[start : start + size], seeds[start : start + size]))
             except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
                 if not _is_oom(exc) or size == 1:
-                    raise
-                self.batch_size = max(1, size // 2)
+                    error = self._run_error(exc)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                if self.probe is not None and not self.probe.done:
+                    self.batch_size = self.probe.out_of_memory(size)
+                else:
+                    self.batch_size = max(1, size // 2)
                 _empty_cache()
                 continue
+            if timed and self.probe is not None:
+                _synchronize(self.device)
+                self.probe.record(size, time.perf_counter() - began)
+                if self.probe.done:
+                    self.batch_size = self.probe.chosen or 1
             start += size
         if not parts:
             side = self._default_side() or 8
             return np.empty((0, self.height or side, self.width or side), dtype=np.float32)
         return np.concatenate(parts, axis=0)
+
+    def _next_batch(self, remaining: int, fresh_request: bool) -> tuple[int, bool]:
+        """(images in the next batch, whether the probe times it)."""
+        if self.probe is not None and not self.probe.done:
+            size, timed = self.probe.next_batch(remaining, fresh_request)
+            if self.probe.done:
+                self.batch_size = self.probe.chosen or 1
+            return size, timed
+        return min(self.batch_size, remaining), False
+
+    def _run_error(self, exc: BaseException) -> BaseException:
+        """A dtype the device's kernels lack, or a torch.compile that fails, as one line; any
+        other error unchanged."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "not implemented for" in text and ("'Half'" in text or "'BFloat16'" in text):
+            return GeneratorError(
+                f"synthcxr: model {self.name!r}: dtype {self.dtype_name} is not supported on device {self.device!r} by this torch build "
+                f"({text[:200]}); use dtype = \"float32\" (or \"bfloat16\" on a CPU)"
+            )
+        if self.compile_backend and type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            return GeneratorError(f"synthcxr: model {self.name!r}: torch.compile of the UNet failed ({text[:200]}); set compile = false")
+        return exc
+
+
+def _synchronize(device: str) -> None:
+    """A GPU runs asynchronously: wait for it before reading the clock."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
 
 
 def _empty_cache() -> None:
