@@ -16,7 +16,7 @@ import pytest_synthcxr
 ROOT = Path(pytest_synthcxr.__file__).parent
 PACKAGE = "pytest_synthcxr"
 #: stages from the bottom of the pipeline to the pytest layer on top (package docstrings say the same)
-STAGES = ("spec", "stats", "sampling", "phantom", "checks", "models", "fuzz", "reference", "report", "plugin")
+STAGES = ("spec", "stats", "sampling", "phantom", "checks", "models", "fuzz", "reference", "report", "reader", "plugin")
 #: top-level modules: the package itself and thin re-exports of documented public paths
 TOP = ("", "strategies", "fill", "prompts")
 

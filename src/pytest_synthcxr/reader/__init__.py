@@ -1,4 +1,4 @@
-"""Stage 9 (beside the report, below the pytest layer), the reader study: a local web page where
+"""The stage between the report and the pytest layer, the reader study: a local web page where
 radiologists label a seeded, stratified sample of cached generated images (findings, blinded) or
 tell real from synthetic, the SQLite labels store and its CSV export.
 
@@ -8,6 +8,6 @@ route), reader/__main__.py (``python -m pytest_synthcxr.reader``). The statistic
 functions in stats/ppi.py and stats/agreement.py; the corrected items in checks/reader.py; the
 report section in report/reader_view.py.
 
-May import: spec, stats, sampling, checks, reference (never report or plugin). FastAPI and
+May import: every stage below it (spec to report; report only for its templates folder), never plugin. FastAPI and
 uvicorn (the ``[reader]`` extra) are imported only by app.py and __main__.py when a study runs.
 """
