@@ -153,6 +153,10 @@ def create_app(study: Study, store: LabelStore, *, token: str | None = None, hos
             return refuse(404, "no such image")
         return Response(data, media_type="image/png")
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)  # no icon; without the route every page logs a 404
+
     @app.get("/export.csv")
     def export() -> Response:
         buffer = io.StringIO()
