@@ -18,7 +18,7 @@ PACKAGE = "pytest_synthcxr"
 #: stages from the bottom of the pipeline to the pytest layer on top (package docstrings say the same)
 STAGES = ("spec", "stats", "sampling", "phantom", "checks", "models", "fuzz", "reference", "report", "reader", "plugin")
 #: top-level modules: the package itself and thin re-exports of documented public paths
-TOP = ("", "strategies", "fill", "prompts")
+TOP = ("", "strategies", "fill", "prompts", "cache")
 
 
 def _modules() -> dict[str, Path]:

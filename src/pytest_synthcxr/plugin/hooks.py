@@ -103,6 +103,12 @@ def pytest_configure(config: pytest.Config) -> None:
     run = AuditRun(config, model_only=model_only, selected_ids=selected)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "synthcxr-run")
+    from ..sampling.ranks import world_size
+
+    if world_size() > 1:  # launched by torchrun / accelerate: one audit over all ranks
+        from .ranks import RankPlugin
+
+        config.pluginmanager.register(RankPlugin(run), "synthcxr-ranks")
     if model_only:
         run.open_model_only()
 

@@ -28,6 +28,8 @@ class RunOptions:
     #: only generate and judge samples (pytest_synthcxr.fill): no verdicts, so bounds relative to
     #: a baseline and judge errors measured on a reference need neither
     fill_only: bool = False
+    #: a distributed audit's rank > 0 writes its own cache shard (shards/<shard>/ in the cache folder)
+    shard: str | None = None
 
 
 def _judged_output(check: Check) -> str:
@@ -55,6 +57,8 @@ class AuditSession:
     _judge: Any = None
     _comparison: Any = None
     _cache: Any = None
+    #: a distributed audit (sampling.ranks.Ranks), set once the process group is joined; None: one process
+    ranks: Any = None
     #: the baseline JSON as read and validated at start-up (the report compares with this copy)
     baseline_data: Any = None
     #: one line per output that could not be written (the others are still written)
@@ -110,6 +114,7 @@ class AuditSession:
 
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             self._pool = self._new_pool(self._store_images())
+            self._pool.ranks, self._pool.rank_tag = self.ranks, (self.loaded.display, "candidate")
             accuracy = attribute_accuracy(self._judge)
             for check in self.checks:  # perceived-subgroup items show the attribute judge's own accuracy
                 if getattr(check, "perceived", False) and accuracy:
@@ -148,7 +153,7 @@ class AuditSession:
             from ..sampling.cache import CacheError, SampleCache
 
             try:
-                self._cache = SampleCache(self.options.cache_dir, warn=self.log)
+                self._cache = SampleCache(self.options.cache_dir, warn=self.log, shard=self.options.shard)
             except CacheError as exc:  # unusable cache (locked, unreadable): one line, the audit goes on without it
                 self.options.cache_dir = None
                 if self.log:
@@ -259,8 +264,9 @@ class AuditSession:
         not load, a device that is not there) stops the run with its one line."""
         from ..models.generators.diffusers import GeneratorError
         from ..sampling.pool import CacheMismatch
+        from ..sampling.ranks import RankError
 
-        if isinstance(exc, (GeneratorError, CacheMismatch)):
+        if isinstance(exc, (GeneratorError, CacheMismatch, RankError)):
             import pytest
 
             pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
@@ -293,6 +299,7 @@ class AuditSession:
             if generator.fingerprint == pool.generator.fingerprint and self.log:
                 self.log(f"synthcxr: warning: --synthcxr-baseline-model {o.baseline_model} is the candidate itself (same fingerprint): every comparison is 0")
             self._released_pool = self._new_pool(self._store_images(), generator)
+            self._released_pool.ranks, self._released_pool.rank_tag = self.ranks, (self.loaded.display, "released")
         return self._released_pool
 
     def _table(self, check: Check, n: int) -> Any:

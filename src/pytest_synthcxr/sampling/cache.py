@@ -14,6 +14,11 @@ Layout under the cache folder::
   committed. A run killed at any point leaves either no row (the sample is generated again) or a
   row whose file is complete. A file that no longer matches its hash is detected on read, dropped
   and regenerated.
+- **Shards** (distributed audits, issue 19): rank r > 0 of a `torchrun` audit writes its own
+  cache under ``shards/<name>/`` (same layout: its own index and images), so no SQLite database is
+  ever written by two hosts. The cache opened at the top folder also *reads* every shard found
+  there when it opens (a rerun resumes from all of them); ``python -m pytest_synthcxr.cache merge``
+  folds shards or whole caches into one, checking every image against its hash.
 - Several processes (pytest-xdist workers, ranks of a distributed fill) share one cache through
   **claims**: a process claims the samples it is about to generate; others skip them and pick them
   up from the cache when they are written. A claim whose owner died (same host) or that is older
@@ -116,8 +121,12 @@ def _decode(data: bytes, suffix: str) -> np.ndarray:
 class SampleCache:
     """One cache folder; safe to share between processes on one machine or a shared file system."""
 
-    def __init__(self, root: Path | str, *, lease_seconds: float = 900.0, lock_timeout: float = 10.0, warn: Any = None) -> None:
-        self.root = Path(root)
+    def __init__(
+        self, root: Path | str, *, lease_seconds: float = 900.0, lock_timeout: float = 10.0, warn: Any = None, shard: str | None = None,
+    ) -> None:
+        #: the folder this process writes: the cache folder itself, or its shards/<shard>/
+        self.top = Path(root)
+        self.root = self.top if shard is None else self.top / "shards" / shard
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.warn = warn  # callable(str) told once when the cache is turned off mid-run, or None
@@ -138,6 +147,26 @@ class SampleCache:
             raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {why} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {exc} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
+        #: (file prefix, read-only index) of every other shard: read, never written
+        self._shards: list[tuple[str, sqlite3.Connection]] = self._open_shards() if shard is None else []
+
+    def _open_shards(self) -> list[tuple[str, sqlite3.Connection]]:
+        shards = []
+        for index in sorted((self.top / "shards").glob("*/index.sqlite")):
+            try:
+                db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0, isolation_level=None)
+                db.execute("SELECT 1 FROM samples LIMIT 1").fetchall()
+            except sqlite3.Error as exc:  # a broken shard is left out with one line; the rest is read
+                if self.warn is not None:
+                    self.warn(f"synthcxr: cache shard {index.parent} is not readable ({exc}); left out")
+                continue
+            shards.append((f"shards/{index.parent.name}/", db))
+        return shards
+
+    @property
+    def shards(self) -> list[str]:
+        """Names of the shards this cache reads besides its own index."""
+        return [prefix.split("/")[1] for prefix, _ in self._shards]
 
     def _open(self, lock_timeout: float) -> None:
         db = sqlite3.connect(self.root / "index.sqlite", timeout=lock_timeout, isolation_level=None)
@@ -185,16 +214,21 @@ class SampleCache:
     def close(self) -> None:
         self.checkpoint()
         self._db.close()
+        for _, db in self._shards:
+            db.close()
 
     # -- samples -------------------------------------------------------------------------------
 
     def lookup(self, keys: Sequence[str]) -> dict[str, Entry]:
+        """Cached entries of these keys: this index first, then the shards' (their files named
+        relative to this folder, so load_image reads them where they are)."""
         found: dict[str, Entry] = {}
-        for chunk in _chunks(list(keys)):
-            rows = self._db.execute(
-                f"SELECT key, image_sha, valid, file FROM samples WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            found.update((r[0], Entry(r[0], r[1], bool(r[2]), r[3])) for r in rows)
+        for prefix, db in [("", self._db), *self._shards]:
+            for chunk in _chunks([k for k in keys if k not in found]):
+                rows = db.execute(
+                    f"SELECT key, image_sha, valid, file FROM samples WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                found.update((r[0], Entry(r[0], r[1], bool(r[2]), None if r[3] is None else prefix + r[3])) for r in rows)
         return found
 
     def put_samples(
@@ -268,15 +302,17 @@ class SampleCache:
     def scores(self, judge: str, outputs: Sequence[str], shas: Iterable[str]) -> dict[str, np.ndarray]:
         names = "\t".join(outputs)
         found: dict[str, np.ndarray] = {}
-        for chunk in _chunks(list(dict.fromkeys(shas))):
-            rows = self._db.execute(
-                f"SELECT image_sha, outputs, scores FROM scores WHERE judge = ? AND image_sha IN ({','.join('?' * len(chunk))})",
-                [judge, *chunk],
-            ).fetchall()
-            for sha, stored_names, blob in rows:
-                values = np.frombuffer(blob, dtype=np.float64)
-                if stored_names == names and len(values) == len(outputs):
-                    found[sha] = values.copy()
+        wanted = list(dict.fromkeys(shas))
+        for db in [self._db, *(db for _, db in self._shards)]:
+            for chunk in _chunks([s for s in wanted if s not in found]):
+                rows = db.execute(
+                    f"SELECT image_sha, outputs, scores FROM scores WHERE judge = ? AND image_sha IN ({','.join('?' * len(chunk))})",
+                    [judge, *chunk],
+                ).fetchall()
+                for sha, stored_names, blob in rows:
+                    values = np.frombuffer(blob, dtype=np.float64)
+                    if stored_names == names and len(values) == len(outputs):
+                        found[sha] = values.copy()
         return found
 
     def put_scores(self, judge: str, outputs: Sequence[str], shas: Sequence[str], scores: np.ndarray) -> None:
@@ -339,9 +375,25 @@ class SampleCache:
         return total
 
     def counts(self) -> dict[str, int]:
-        samples = self._db.execute("SELECT COUNT(*), COUNT(file) FROM samples").fetchone()
-        scores = self._db.execute("SELECT COUNT(*) FROM scores").fetchone()
-        return {"samples": samples[0], "images": samples[1], "scores": scores[0]}
+        """Rows of this index and of the shards it reads (a sample in two shards counts twice)."""
+        out = {"samples": 0, "images": 0, "scores": 0}
+        for db in [self._db, *(db for _, db in self._shards)]:
+            samples = db.execute("SELECT COUNT(*), COUNT(file) FROM samples").fetchone()
+            out["samples"] += samples[0]
+            out["images"] += samples[1]
+            out["scores"] += db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        return out
+
+    def rows(self) -> Iterable[tuple[Any, ...]]:
+        """Every sample row of this index and of its shards (files relative to this folder)."""
+        for prefix, db in [("", self._db), *self._shards]:
+            for key, generator, prompt, seed, sha, valid, rel, created in db.execute("SELECT * FROM samples"):
+                yield key, generator, prompt, seed, sha, valid, None if rel is None else prefix + rel, created
+
+    def score_rows(self) -> Iterable[tuple[Any, ...]]:
+        """Every score row of this index and of its shards."""
+        for db in [self._db, *(db for _, db in self._shards)]:
+            yield from db.execute("SELECT judge, image_sha, outputs, scores FROM scores")
 
     def verify(self) -> list[str]:
         """Keys of entries whose stored image is missing or does not match its hash (none are

@@ -96,6 +96,10 @@ class SamplePool:
         #: cached scores re-judged per cell (a seeded choice) to catch an edited cache
         self.verify_per_cell = verify_per_cell
         self._verified: dict[str, int] = {}
+        #: a distributed audit (sampling.ranks.Ranks) on rank 0: new samples are spread over the
+        #: ranks; rank_tag names this pool to the other ranks (audit, candidate / released)
+        self.ranks: Any = None
+        self.rank_tag: Any = None
 
     def ensure(self, cells: Sequence[Cell], n: int) -> None:
         """Generate and judge whatever samples 0..n-1 of these cells do not have yet."""
@@ -106,7 +110,9 @@ class SamplePool:
         if not todo:
             return
         done: dict[tuple[str, int], _Done] = {}
-        if self.cache is None:
+        if self.cache is None and self.ranks is not None:
+            self._spread(todo, done)
+        elif self.cache is None:
             for start in range(0, len(todo), self.batch_size):
                 self._make(todo[start : start + self.batch_size], done)
                 self._report(done, todo)
@@ -164,6 +170,50 @@ class SamplePool:
             done[(entry.cell.key, i)] = _Done(self._seed((entry, i)), not bad[j], scores[j], self._thumb(i, images[j]))
         return images, bad, scores
 
+    # -- distributed (sampling.ranks) --------------------------------------------------------------
+
+    def _spread(self, items: list[_Todo], done: dict[tuple[str, int], _Done]) -> None:
+        """Rank 0: generate and judge `items` on all ranks (round robin) and collect their scores."""
+        from .ranks import RankError, share
+
+        ranks = self.ranks
+        work = [(e.cell.prompt, self._seed((e, i)), i < self.thumbnails) for e, i in items]
+        ranks.broadcast(("make", self.rank_tag, work))
+        mine = self.make_share(work, share(work, 0, ranks.world))
+        parts = ranks.gather({"rows": mine, "error": None})
+        for part in parts or []:
+            if part is None or part["error"]:
+                raise RankError(part["error"] if part else "synthcxr: a rank sent nothing back")
+            for j, valid, scores, thumb in part["rows"]:
+                entry, i = items[j]
+                done[(entry.cell.key, i)] = _Done(work[j][1], valid, scores, thumb)
+                self.stats.generated += 1
+                self.stats.invalid += int(not valid)
+
+    def make_share(self, work: Sequence[tuple[str, int, bool]], indices: Sequence[int]) -> list[tuple[int, bool, np.ndarray, np.ndarray | None]]:
+        """Generate and judge work[j] for j in indices (prompt, seed, thumbnail wanted), write them
+        to this process's cache (shard); returns (j, valid, scores, thumbnail) per item."""
+        out = []
+        for start in range(0, len(indices), self.batch_size):
+            part = list(indices[start : start + self.batch_size])
+            prompts, seeds = [work[j][0] for j in part], [int(work[j][1]) for j in part]
+            t0 = time.perf_counter()
+            images = self.generator.generate(prompts, seeds)
+            self.stats.generation_seconds += time.perf_counter() - t0
+            bad = invalid_mask(images)
+            scores = self._judge(images, bad)
+            if self.cache is not None:
+                from .cache import sample_key
+
+                fp = self.generator.fingerprint
+                rows = [(sample_key(fp, p, s), p, s) for p, s in zip(prompts, seeds)]
+                entries = self.cache.put_samples(fp, rows, images, list(~bad), store=self.store_images)
+                self.cache.put_scores(self.judge.fingerprint, list(self.judge.outputs), [e.image_sha for e in entries if e.valid], scores[~bad])
+            for k, j in enumerate(part):
+                thumb = _thumbnail(images[k], self.thumbnail_size) if work[j][2] else None
+                out.append((j, bool(not bad[k]), scores[k], thumb))
+        return out
+
     def _thumb(self, i: int, image: np.ndarray) -> np.ndarray | None:
         return _thumbnail(image, self.thumbnail_size) if i < self.thumbnails else None
 
@@ -189,6 +239,10 @@ class SamplePool:
                 progressed = True
                 misses += self._serve_hits(hits, [found[key(t)] for t in hits], judge_fp, outputs, done)
                 self._report(done, todo)
+            if self.ranks is not None and misses:  # every rank draws a share, each into its own shard
+                self._spread(misses, done)
+                self._report(done, todo)
+                misses = []
             waiting: list[_Todo] = []
             for start in range(0, len(misses), self.batch_size):
                 batch = misses[start : start + self.batch_size]
