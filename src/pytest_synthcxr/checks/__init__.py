@@ -25,6 +25,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
     # validity, uncertainty and hallucination share the plain-prompt cells of the full grid
     population = tuple(Cell(f, g, False) for g in full_grid for f in (*spec.findings, None))
     checks: list[Check] = []
+    by_readers: set[int] = set()  # positions of items whose spec entry says verdict = "reader"
 
     def judged(output: str) -> dict[str, object]:
         """The judge's accuracy for `output` from the spec's judge_error table, if given."""
@@ -89,6 +90,8 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             **(judged(finding) if metric != "auroc" else {}),  # type: ignore[arg-type]
                         )
                     )
+                    if v.verdict == "reader":
+                        by_readers.add(len(checks) - 1)
     for u in spec.uncertainty:
         for finding in u.findings or spec.findings:
             checks.append(
@@ -118,7 +121,14 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                     **judged(probe),  # type: ignore[arg-type]
                 )
             )
+            if h.verdict == "reader":
+                by_readers.add(len(checks) - 1)
     checks += build_reference_checks(spec, population, full_grid)
+    if spec.reader is not None:  # verdict = "reader": rates corrected by the reader study's labels (PPI)
+        from .reader import read_labels, with_reader
+
+        labels = read_labels(spec.reader.labels)
+        checks = [with_reader(c, labels, spec.reader.lam) if i in by_readers else c for i, c in enumerate(checks)]
     for check in checks:  # the small-denominator rule applies to every check that reports a denominator
         object.__setattr__(check, "min_denominator", spec.min_denominator)
     seen: dict[str, int] = {}

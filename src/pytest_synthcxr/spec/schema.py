@@ -139,6 +139,9 @@ class ValiditySpec(_Section):
     #: most max_regression
     max_decline: float | None = Rate
     max_regression: float | None = Rate
+    #: "reader": sensitivity and false-positive rate become prediction-powered (PPI) rates from the
+    #: judge's calls on every image and the [reader] labels on the read ones (docs/reader.md)
+    verdict: Literal["judge", "reader"] = "judge"
 
     @model_validator(mode="after")
     def _some_bound(self) -> "ValiditySpec":
@@ -194,6 +197,8 @@ class HallucinationSpec(_RelativeMax):
     probes: list[Probe] = Field(default_factory=lambda: list(PROBES), min_length=1)
     max_rate: float | None = Rate
     samples: int | None = Field(default=None, ge=2, le=1_000_000)
+    #: "reader": the rate is the prediction-powered (PPI) one, corrected by the [reader] labels
+    verdict: Literal["judge", "reader"] = "judge"
 
     def _bound_key(self) -> str:
         return "max_rate"
@@ -240,6 +245,15 @@ class JudgeErrorSpec(_Section):
         tp = round(self.sensitivity * self.positives)  # type: ignore[operator]
         tn = round(self.specificity * self.negatives)  # type: ignore[operator]
         return tp, self.positives - tp, tn, self.negatives - tn  # type: ignore[operator]
+
+
+class ReaderSpec(_Section):
+    """A reader study's labels (python -m pytest_synthcxr.reader): the SQLite database or its CSV
+    export. Items with verdict = "reader" decide on rates corrected by these labels (PPI)."""
+
+    labels: str
+    #: PPI's weight on the judge: "classic" (1, Angelopoulos et al. 2023) or "tuned" (PPI++)
+    lam: Literal["classic", "tuned"] = "classic"
 
 
 FuzzProperty = Literal["demographic-invariance", "negation", "paraphrase-invariance", "laterality"]
@@ -319,6 +333,8 @@ class AuditSpec(_Section):
     demographic: list[DemographicSpec] = Field(default_factory=list)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
+    #: reader-study labels (docs/reader.md); relative paths are relative to the working folder
+    reader: ReaderSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -341,6 +357,10 @@ class AuditSpec(_Section):
                     f"judge_error.{output}: reference = true measures the judge on reference labels, and reference sets "
                     f"label findings only, not {output}; give its counts (tp, fn, tn, fp) from a labelled validation set"
                 )
+        readers = [f"validity[{k}]" for k, v in enumerate(self.validity) if v.verdict == "reader"]
+        readers += [f"hallucination[{k}]" for k, h in enumerate(self.hallucination) if h.verdict == "reader"]
+        if readers and self.reader is None:
+            raise ValueError(f"{readers[0]}: verdict = \"reader\" needs reader labels: add [reader] labels = \"path/to/reader-labels.sqlite\" (or its CSV export)")
         if self.subgroups.age and not self.demographic:
             raise ValueError("subgroups.age names ages for the demographic-fidelity prompts only, and there is no [[demographic]] item")
         for k, b in enumerate(self.bias):  # a gap, ratio or deviation over one subgroup compares nothing
