@@ -73,7 +73,8 @@ def prepare(args: argparse.Namespace) -> tuple[object, object]:
         if value:
             reference = load_reference(value, base, seed=seed, max_images=spec.reference_samples, findings=spec.findings)
         study = build_study(
-            build_checks(spec.model_copy(update={"reader": None})),  # the study may be what makes the labels args.cache_dir, base_seed=seed, questions=questions_of(spec), per_cell=args.per_cell,
+            build_checks(spec.model_copy(update={"reader": None})),  # the study may be what makes the labels
+            args.cache_dir, base_seed=seed, questions=questions_of(spec), per_cell=args.per_cell,
             reference=reference, versus_images=args.versus_images, generator=args.generator,
         )
     except (SpecError, ReferenceError, StudyError, ValueError) as exc:
