@@ -111,7 +111,7 @@ class SamplePool:
             return
         done: dict[tuple[str, int], _Done] = {}
         if self.cache is None and self.ranks is not None:
-            self._spread(todo, done)
+            self._spread(todo, done, todo)
         elif self.cache is None:
             for start in range(0, len(todo), self.batch_size):
                 self._make(todo[start : start + self.batch_size], done)
@@ -172,23 +172,27 @@ class SamplePool:
 
     # -- distributed (sampling.ranks) --------------------------------------------------------------
 
-    def _spread(self, items: list[_Todo], done: dict[tuple[str, int], _Done]) -> None:
-        """Rank 0: generate and judge `items` on all ranks (round robin) and collect their scores."""
+    def _spread(self, items: list[_Todo], done: dict[tuple[str, int], _Done], todo: list[_Todo]) -> None:
+        """Rank 0: generate and judge `items` on all ranks and collect their scores, one batch per
+        rank at a time (progress lines keep coming; every rank gets the same mix of cells)."""
         from .ranks import RankError, share
 
         ranks = self.ranks
-        work = [(e.cell.prompt, self._seed((e, i)), i < self.thumbnails) for e, i in items]
-        ranks.broadcast(("make", self.rank_tag, work))
-        mine = self.make_share(work, share(work, 0, ranks.world))
-        parts = ranks.gather({"rows": mine, "error": None})
-        for part in parts or []:
-            if part is None or part["error"]:
-                raise RankError(part["error"] if part else "synthcxr: a rank sent nothing back")
-            for j, valid, scores, thumb in part["rows"]:
-                entry, i = items[j]
-                done[(entry.cell.key, i)] = _Done(work[j][1], valid, scores, thumb)
-                self.stats.generated += 1
-                self.stats.invalid += int(not valid)
+        step = self.batch_size * ranks.world
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            work = [(e.cell.prompt, self._seed((e, i)), i < self.thumbnails) for e, i in chunk]
+            ranks.broadcast(("make", self.rank_tag, work))
+            mine = self.make_share(work, share(work, 0, ranks.world))
+            for part in ranks.gather({"rows": mine, "error": None}) or []:
+                if part is None or part["error"]:
+                    raise RankError(part["error"] if part else "synthcxr: a rank sent nothing back")
+                for j, valid, scores, thumb in part["rows"]:
+                    entry, i = chunk[j]
+                    done[(entry.cell.key, i)] = _Done(work[j][1], valid, scores, thumb)
+                    self.stats.generated += 1
+                    self.stats.invalid += int(not valid)
+            self._report(done, todo)
 
     def make_share(self, work: Sequence[tuple[str, int, bool]], indices: Sequence[int]) -> list[tuple[int, bool, np.ndarray, np.ndarray | None]]:
         """Generate and judge work[j] for j in indices (prompt, seed, thumbnail wanted), write them
@@ -240,8 +244,7 @@ class SamplePool:
                 misses += self._serve_hits(hits, [found[key(t)] for t in hits], judge_fp, outputs, done)
                 self._report(done, todo)
             if self.ranks is not None and misses:  # every rank draws a share, each into its own shard
-                self._spread(misses, done)
-                self._report(done, todo)
+                self._spread(misses, done, todo)
                 misses = []
             waiting: list[_Todo] = []
             for start in range(0, len(misses), self.batch_size):
