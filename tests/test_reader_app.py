@@ -298,3 +298,21 @@ def test_cli_export_and_missing_extra_message(tmp_path, capsys):
     assert (tmp_path / "l.csv").read_text().count("\n") == 2
     assert main(["export", "--labels", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_images_in_cache_shards_are_found(tmp_path):
+    """A distributed fill writes shards/<name>/ caches beside the top index: the study reads them."""
+    import shutil
+
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.reader.study import build_study
+    from pytest_synthcxr.sampling.cache import SampleCache
+    from pytest_synthcxr.spec.schema import load_spec
+
+    spec_path, cache = make_cache(tmp_path / "made", per_cell=2)
+    top = tmp_path / "top"
+    SampleCache(top).close()  # an empty top index
+    (top / "shards").mkdir()
+    shutil.copytree(cache, top / "shards" / "rank-1")
+    study = build_study(build_checks(load_spec(spec_path).spec), top, base_seed=7, questions=("Effusion",), per_cell=1)
+    assert study.findings and all(study.png(i.image_sha) for i in study.findings)

@@ -31,6 +31,7 @@ from ..sampling.cells import Cell, derive_seed, subgroup_label
 from .store import StudyImage
 
 SHA = re.compile(r"^[0-9a-f]{64}$")
+_SHARD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CACHE_FILE = re.compile(r"^images/[0-9a-f]{2}/([0-9a-f]{64})\.(png|npy)$")
 
 ERR_NO_INDEX = "synthcxr reader: {root}: no sample cache here (index.sqlite missing): run the audit or the fill with this --cache-dir first"
@@ -62,20 +63,28 @@ def spec_cells(checks: Sequence[Any], base_seed: int) -> dict[tuple[str, int], C
 def cached_candidates(cache_root: Path, cells: dict[tuple[str, int], Cell], generator: str | None = None) -> list[Candidate]:
     """Stored, valid cached images of the cells, of one generator (the given fingerprint, else the
     one with the most matches). The index is opened read-only."""
-    index = Path(cache_root) / "index.sqlite"
-    if not index.is_file():
+    root = Path(cache_root)
+    if not (root / "index.sqlite").is_file():
         raise StudyError(ERR_NO_INDEX.format(root=cache_root))
-    db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
-    try:
-        rows = db.execute("SELECT generator, prompt, seed, image_sha, file FROM samples WHERE valid = 1 AND file IS NOT NULL").fetchall()
-    finally:
-        db.close()
+    # the top index, then the shards a distributed run wrote (shards/<name>/, same layout)
+    indexes = [("", root / "index.sqlite")]
+    indexes += [(f"shards/{p.parent.name}/", p) for p in sorted((root / "shards").glob("*/index.sqlite")) if _SHARD.match(p.parent.name)]
+    rows = []
+    for prefix, index in indexes:
+        db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            found = db.execute("SELECT generator, prompt, seed, image_sha, file FROM samples WHERE valid = 1 AND file IS NOT NULL").fetchall()
+        except sqlite3.Error:
+            found = []  # an unreadable shard is left out; the top index's error shows as "no stored images"
+        finally:
+            db.close()
+        rows += [(gen, prompt, seed, sha, rel, prefix) for gen, prompt, seed, sha, rel in found]
     by_generator: dict[str, list[Candidate]] = {}
-    for gen, prompt, seed, sha, rel in rows:
+    for gen, prompt, seed, sha, rel, prefix in rows:
         cell = cells.get((prompt, int(seed)))
         match = _CACHE_FILE.match(rel or "")
         if cell is not None and match and match.group(1) == sha:
-            by_generator.setdefault(gen, []).append(Candidate(cell, int(seed), sha, rel))
+            by_generator.setdefault(gen, []).append(Candidate(cell, int(seed), sha, prefix + rel))
     if generator is not None:
         return by_generator.get(generator, [])
     return max(by_generator.values(), key=len, default=[])
@@ -150,7 +159,7 @@ class Study:
         rel = self._files.get(sha)
         if rel is None:
             return None
-        path = self.cache_root / rel  # rel came from the cache index and matched _CACHE_FILE
+        path = self.cache_root / rel  # rel came from a cache index and matched _CACHE_FILE (under a checked shard name)
         try:
             data = path.read_bytes()
             if rel.endswith(".png"):
