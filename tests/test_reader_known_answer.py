@@ -39,7 +39,7 @@ labels = "{labels}"
 """
 
 
-def world(seed: int, cells) -> tuple[pd.DataFrame, list[dict]]:
+def world(seed: int, cells, labelled: int = LABELLED) -> tuple[pd.DataFrame, list[dict]]:
     """The score table of the population cells and the two readers' label rows."""
     rng = np.random.default_rng(seed)
     frames, labels = [], []
@@ -55,7 +55,7 @@ def world(seed: int, cells) -> tuple[pd.DataFrame, list[dict]]:
             "named": False, "i": np.arange(N), "seed": np.asarray(seeds, dtype=np.int64), "valid": True, "seeded": True,
             score_column("Effusion"): np.where(called, 0.9, 0.1),
         }))
-        for i in sorted(rng.choice(N, size=LABELLED, replace=False)):
+        for i in sorted(rng.choice(N, size=labelled, replace=False)):
             for reader in ("r1", "r2"):
                 says = bool(truth[i]) != bool(rng.random() < 0.03)
                 for question, answer in (("Effusion", "present" if says else "absent"), ("usable", "yes")):
@@ -125,3 +125,64 @@ def test_reader_verdict_needs_labels_and_readable_ones(tmp_path):
     spec_path.write_text(SPEC.format(labels=bad.as_posix()))
     with pytest.raises(SpecError, match="bad.csv"):
         build_checks(load_spec(spec_path).spec)
+
+
+BIAS_SPEC = """
+seed = 0
+findings = ["Effusion"]
+sampling = "fixed"
+[subgroups]
+sex = ["female", "male"]
+race = ["White", "Black", "Asian", "Hispanic"]
+[[bias]]
+metric = "tpr"
+statistic = "gap"
+max = 0.15
+samples = 400
+verdict = "reader"
+[reader]
+labels = "{labels}"
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_judge_made_tpr_gap_disappears_under_reader_correction(tmp_path, seed):
+    """The generator is fair (TPR 0.70 in every subgroup: true gap 0); the judge's planted misses
+    on Hispanic women's images make a judge-only gap near 0.26 that fails max = 0.15. With 100
+    reader-labelled images per subgroup the reader-corrected gap's interval covers 0."""
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.checks.reader import ReaderBiasCheck
+    from pytest_synthcxr.reader.store import COLUMNS
+    from pytest_synthcxr.spec.schema import load_spec
+
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("reader\n")
+    spec_path = tmp_path / "gap.synthcxr.toml"
+    spec_path.write_text(BIAS_SPEC.format(labels=labels_csv.as_posix()))
+    spec = load_spec(spec_path).spec
+    cells = build_checks(spec.model_copy(update={"reader": None}))[0].cells()
+    table, rows = world(seed, cells, labelled=100)
+    with open(labels_csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (check,) = build_checks(load_spec(spec_path).spec)
+    assert isinstance(check, ReaderBiasCheck)
+    result = check.evaluate(table, 0.95)
+    print(
+        f"seed {seed}: reader-corrected gap {result.estimate.value:.3f} [{result.estimate.low:.3f}, {result.estimate.high:.3f}] "
+        f"({result.verdict}); judge alone {result.stats['judge_only']:.3f} [{result.stats['judge_only_low']:.3f}, {result.stats['judge_only_high']:.3f}]"
+    )
+    assert result.stats["judge_only_low"] > 0.15  # the judge alone fails a fair generator
+    assert result.estimate.low == 0.0 <= result.estimate.high  # the readers' interval holds the true gap 0
+    assert result.verdict != "fail"
+    assert result.stats["reader_labelled"] == 8 * 100
+
+
+def test_reader_verdict_on_a_bias_statistic_it_cannot_correct_is_one_line(tmp_path):
+    from pytest_synthcxr.spec.schema import SpecError, load_spec
+
+    spec_path = tmp_path / "r.synthcxr.toml"
+    spec_path.write_text(BIAS_SPEC.format(labels="x.csv").replace('statistic = "gap"\nmax = 0.15', 'statistic = "ratio"\nmin = 0.8'))
+    with pytest.raises(SpecError, match=r'bias\[0\]: verdict = "reader" applies to named-prompt gaps'):
+        load_spec(spec_path)

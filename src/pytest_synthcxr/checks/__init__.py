@@ -67,6 +67,8 @@ def build_checks(spec: AuditSpec) -> list[Check]:
                             **(judged(finding) if entry.statistic != "ratio" else {}),  # type: ignore[arg-type]
                         )
                     )
+                    if entry.verdict == "reader":
+                        by_readers.add(len(checks) - 1)
     for v in spec.validity:
         for finding in v.findings or spec.findings:
             for metric, bound, margin, direction in (

@@ -1,5 +1,6 @@
 """Reader-corrected items (verdict = "reader"): a rate from the judge's calls on every image,
 rectified by reader labels on the sampled ones (prediction-powered inference, stats.ppi).
+Named-prompt bias gaps and deviations (TPR, selection rate) take per-subgroup PPI rates.
 
 A validity sensitivity or false-positive rate, or a hallucination rate, whose spec entry says
 ``verdict = "reader"`` becomes a ReaderValidityCheck / ReaderHallucinationCheck: the same item
@@ -34,7 +35,10 @@ from ..spec.schema import SpecError
 from ..stats.agreement import Confusion, confusion, subgroup_flags
 from ..stats.intervals import Estimate, IntervalKind
 from ..stats.ppi import stratified
-from .base import SPLIT_GROWTH, GroupRate, Measured
+from ..sampling.pool import score_column
+from ..stats.intervals import absolute
+from .base import OPERATING_POINT, SPLIT_GROWTH, GroupRate, Measured, rows, sample_frame
+from .bias import BiasCheck
 from .hallucination import HallucinationCheck
 from .validity import ValidityCheck
 
@@ -218,6 +222,71 @@ class ReaderHallucinationCheck(ReaderCorrected, HallucinationCheck):
         return f"reader-corrected {HallucinationCheck.quantity.fget(self)}"  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class ReaderBiasCheck(BiasCheck):
+    """A named-prompt TPR or selection-rate gap or (absolute) deviation over subgroups, from each
+    subgroup's PPI rate: k intervals at alpha / k hold together (Bonferroni), and the statistic's
+    interval is its range over that box (as stats.intervals.gap does for judge-only rates). This
+    is where a judge whose error differs by subgroup inflates or hides a bias: the rectifier
+    removes the judge's share of it."""
+
+    reader_labels: tuple[ReaderLabel, ...] = field(default=(), compare=False, repr=False)
+    reader_lam: str = "classic"
+
+    @property
+    def quantity(self) -> str:
+        return f"reader-corrected {BiasCheck.quantity.fget(self)}"  # type: ignore[attr-defined]
+
+    def _output(self) -> str:
+        return self.finding
+
+    def round_growth(self) -> float:
+        return SPLIT_GROWTH
+
+    def _judge_cells(self) -> tuple[Cell, ...]:
+        return self.cells()
+
+    def sample_values(self, table: Any) -> Any:
+        """Per valid image of the item's cells, 1 when the judge calls the finding (cell, i, seed, value)."""
+        selected = rows(table, self.cells())
+        return sample_frame(selected, (selected[score_column(self.finding)].to_numpy() > OPERATING_POINT).astype(float))
+
+    def measure(self, table: Any, alpha: float, interval: IntervalKind = "fixed", looks: int = 1) -> Measured:
+        judge = super().measure(table, alpha, interval, looks)
+        level = alpha / max(looks, 1) if interval == "anytime" else alpha
+        k = len(self.subgroups)
+        values = self.sample_values(table)
+        truth = reader_truth(self.reader_labels, self.finding)
+        parts = [rectify(values, truth, [c.key for c in self._cells_of(g, True)], level / k, self.reader_lam) for g in self.subgroups]
+        est = [p.estimate for p in parts]
+        if self.statistic == "gap":
+            value = max(e.value for e in est) - min(e.value for e in est)
+            low = max(0.0, max(e.low for e in est) - min(e.high for e in est))
+            high = max(e.high for e in est) - min(e.low for e in est)
+        else:  # absolute deviation from the reference subgroup: the largest |r_g - r_ref| over the box
+            ref = self.subgroups.index(self.reference) if self.reference in self.subgroups else 0
+            r = est[ref]
+            others = [e for i, e in enumerate(est) if i != ref]
+            value = max(abs(e.value - r.value) for e in others)
+            ranges = [absolute(e.low - r.high, e.high - r.low) for e in others]
+            low, high = max(a for a, _ in ranges), max(b for _, b in ranges)
+        groups = []
+        for g, e in zip(self.subgroups, est):
+            count = 0 if math.isnan(e.value) else int(round(e.value * e.n))
+            groups.append(GroupRate(subgroup_label(g), count, e.n, e.low, e.high))
+        smallest = min(p.labelled for p in parts)
+        stats = {
+            "judge_only": judge.estimate.value, "judge_only_low": judge.estimate.low, "judge_only_high": judge.estimate.high,
+            "reader_labelled": float(sum(p.labelled for p in parts)),
+        }
+        detail = (
+            f"reader-corrected (PPI per subgroup at alpha/{k}) from {int(stats['reader_labelled'])} reader-labelled of "
+            f"{sum(e.n for e in est)} images; judge alone {judge.estimate.value:.3f} [{judge.estimate.low:.3f}, {judge.estimate.high:.3f}]"
+        )
+        total = Estimate(value, low, min(high, 1.0), sum(e.n for e in est))
+        return Measured(total, detail, tuple(groups), denominator=smallest, denominator_what="reader-labelled images in the smallest subgroup", stats=stats)
+
+
 def agreement_rows(values: Any, labels: Sequence[ReaderLabel], output: str, cells: Sequence[Cell], alpha: float = 0.05) -> list[dict[str, Any]]:
     """Judge vs readers for one output per subgroup (and all): sensitivity, specificity and
     Cohen's kappa with intervals on the reader-labelled images, and whether the subgroup's
@@ -251,6 +320,8 @@ def with_reader(check: Any, labels: tuple[ReaderLabel, ...], lam: str) -> Any:
 
     if isinstance(check, ValidityCheck) and check.metric in ("sensitivity", "fpr"):
         kind: type = ReaderValidityCheck
+    elif isinstance(check, BiasCheck) and check.named and check.statistic in ("gap", "deviation") and check.scale == "absolute":
+        kind = ReaderBiasCheck
     elif isinstance(check, HallucinationCheck):
         kind = ReaderHallucinationCheck
     else:

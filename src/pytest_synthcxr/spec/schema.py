@@ -89,6 +89,8 @@ class BiasSpec(_Section):
     relative_to_baseline: bool = False
     max_increase: float | None = Rate
     max_decrease: float | None = Rate
+    #: "reader": named-prompt gaps and absolute deviations from per-subgroup PPI rates ([reader] labels)
+    verdict: Literal["judge", "reader"] = "judge"
 
     @model_validator(mode="before")
     @classmethod
@@ -102,6 +104,8 @@ class BiasSpec(_Section):
 
     @model_validator(mode="after")
     def _bound(self) -> "BiasSpec":
+        if self.verdict == "reader" and (self.statistic not in ("gap", "deviation") or self.scale != "absolute" or self.prompt != ["named"]):
+            raise ValueError('verdict = "reader" applies to named-prompt gaps and absolute deviations (prompt = ["named"], statistic gap or deviation)')
         if self.scale == "relative" and self.statistic != "deviation":
             raise ValueError(f"scale = 'relative' applies to statistic 'deviation' only, not {self.statistic!r}")
         if self.statistic == "ratio" and self.max_regression is not None:
@@ -357,7 +361,8 @@ class AuditSpec(_Section):
                     f"judge_error.{output}: reference = true measures the judge on reference labels, and reference sets "
                     f"label findings only, not {output}; give its counts (tp, fn, tn, fp) from a labelled validation set"
                 )
-        readers = [f"validity[{k}]" for k, v in enumerate(self.validity) if v.verdict == "reader"]
+        readers = [f"bias[{k}]" for k, b in enumerate(self.bias) if b.verdict == "reader"]
+        readers += [f"validity[{k}]" for k, v in enumerate(self.validity) if v.verdict == "reader"]
         readers += [f"hallucination[{k}]" for k, h in enumerate(self.hallucination) if h.verdict == "reader"]
         if readers and self.reader is None:
             raise ValueError(f"{readers[0]}: verdict = \"reader\" needs reader labels: add [reader] labels = \"path/to/reader-labels.sqlite\" (or its CSV export)")
