@@ -186,3 +186,13 @@ def test_reader_verdict_on_a_bias_statistic_it_cannot_correct_is_one_line(tmp_pa
     spec_path.write_text(BIAS_SPEC.format(labels="x.csv").replace('statistic = "gap"\nmax = 0.15', 'statistic = "ratio"\nmin = 0.8'))
     with pytest.raises(SpecError, match=r'bias\[0\]: verdict = "reader" applies to named-prompt gaps'):
         load_spec(spec_path)
+
+
+def test_a_repeated_row_of_a_read_image_is_not_a_second_label():
+    """The "more samples" note resamples rows: repeats of a read image count as judge calls only."""
+    from pytest_synthcxr.checks.reader import rectify
+
+    values = pd.DataFrame({"cell": ["c"] * 6, "i": range(6), "seed": [1, 2, 3, 4, 1, 1], "value": [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]})
+    truth = {("c", 1): (1.0, "a"), ("c", 2): (0.0, "b")}
+    out = rectify(values, truth, ["c"], 0.05, "classic")
+    assert out.labelled == 2 and out.estimate.n == 6 and out.judge.n == 2

@@ -141,7 +141,14 @@ def rectify(values: Any, truth: dict[tuple[str, int], tuple[float, str]], cells:
         part = values[values["cell"] == key]
         calls = part["value"].to_numpy(dtype=float)
         seeds = part["seed"].to_numpy()
-        labelled = np.array([(key, int(s)) in truth for s in seeds], dtype=bool)
+        # a labelled image counts once: a resampled table (the "more samples" note) repeats rows,
+        # and repeats of a read image must not pass for more labels
+        seen: set[int] = set()
+        labelled = np.zeros(seeds.size, dtype=bool)
+        for j, s in enumerate(seeds):
+            if (key, int(s)) in truth and int(s) not in seen:
+                seen.add(int(s))
+                labelled[j] = True
         y = np.array([truth[(key, int(s))][0] for s in seeds[labelled]], dtype=float)
         strata.append((y, calls[labelled], calls[~labelled]))
         judge_calls.append(calls[labelled])
