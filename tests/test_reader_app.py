@@ -316,3 +316,55 @@ def test_images_in_cache_shards_are_found(tmp_path):
     shutil.copytree(cache, top / "shards" / "rank-1")
     study = build_study(build_checks(load_spec(spec_path).spec), top, base_seed=7, questions=("Effusion",), per_cell=1)
     assert study.findings and all(study.png(i.image_sha) for i in study.findings)
+
+
+def test_the_command_serves_on_localhost_and_prints_the_token(tmp_path):
+    """python -m pytest_synthcxr.reader as a user runs it: the printed URL works, nothing else does."""
+    pytest.importorskip("uvicorn")
+    import re
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    spec_path, cache = make_cache(tmp_path, per_cell=2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_synthcxr.reader", "--spec", str(spec_path), "--cache-dir", str(cache), "--port", "0", "--per-cell", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/\?token=[\w-]+)", lines[1])
+        assert url, lines
+        assert "findings images" in lines[0] and str(cache / "reader-labels.sqlite") in lines[0]
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect, urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(url.group(1), timeout=20)
+        assert redirect.value.code == 303 and "synthcxr_reader=" in redirect.value.headers["set-cookie"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url.group(1).split("?")[0], timeout=20)
+        assert refused.value.code == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert (cache / "reader-labels.sqlite").is_file()
+
+
+def test_a_bad_spec_or_cache_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest_synthcxr.reader", "--spec", str(tmp_path / "none.toml"), "--cache-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and out.stderr.strip().count("\n") == 0 and "spec file not found" in out.stderr
+    spec_path, _ = make_cache(tmp_path / "s", per_cell=1)
+    out = subprocess.run([sys.executable, "-m", "pytest_synthcxr.reader", "--spec", str(spec_path), "--cache-dir", str(tmp_path / "empty")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and out.stderr.strip().count("\n") == 0 and "no sample cache here" in out.stderr

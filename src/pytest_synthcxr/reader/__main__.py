@@ -111,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"synthcxr reader: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    sock.listen(128)  # listening before the address is printed: a reader who opens it at once gets the page
     port = sock.getsockname()[1]
     print(
         f"synthcxr reader: {len(study.findings)} findings images, {len(study.versus)} real-or-synthetic images; "  # type: ignore[attr-defined]
