@@ -2,7 +2,7 @@
 against the hardware limit (issue 19).
 
     .venv/bin/python benchmarks/gpu_throughput.py                # a GPU: 512 px, 75 steps, guidance 4
-    .venv/bin/python benchmarks/gpu_throughput.py --quick        # this CPU: the narrow stand-in, 64 px, 2 steps
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/gpu_throughput.py --quick   # a CPU: the narrow stand-in, 64 px, 2 steps
     .venv/bin/python benchmarks/gpu_throughput.py --dtypes bfloat16 --compile off,on --budget-s 500
 
 One prepared run: builds the stand-in (models/generators/standin.py: SD 1.x UNet 860M, SD 1.x VAE,
@@ -20,6 +20,9 @@ It is compared with the device's datasheet peak for the dtype (dense tensor core
 TF32, which cuDNN uses for convolutions by default) where the device is in PEAKS or given by
 ``--peak-tflops``, and with a measured large matmul in the dtype (the rate the device actually
 reaches on the easiest kernel; the only reference on a CPU).
+
+On a CPU shared with other work, run with OMP_NUM_THREADS=1: OpenMP threads that wait for a busy
+core made the same pipeline call 10 to 30 times slower, and erratic, in our runs.
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--side", type=int, default=None, help="image side (512; --quick 64)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (75; --quick 2)")
     p.add_argument("--guidance", type=float, default=4.0)
-    p.add_argument("--request", type=int, default=None, help="images per request, as the sample pool asks (64; --quick 16)")
-    p.add_argument("--images", type=int, default=None, help="images timed per setting after the probe (64; --quick 16)")
+    p.add_argument("--request", type=int, default=None, help="images per request, as the sample pool asks (64; --quick 8)")
+    p.add_argument("--images", type=int, default=None, help="images timed per setting after the probe (64; --quick 8)")
+    p.add_argument("--repeats", type=int, default=None, help="timings of --images per setting; the median is reported (1; --quick 3)")
     p.add_argument("--naive-images", type=int, default=None, help="images of the naive loop per dtype (8; --quick 8)")
     p.add_argument("--naive-dtypes", default=None, help="dtypes of the naive loop (default: float32,float16 on a GPU, float32 on a CPU)")
     p.add_argument("--standin", type=Path, default=None, help="a stand-in folder built earlier (else built into a temporary folder)")
@@ -74,9 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.compile = a.compile or ("off" if quick else "off,on")
     a.side = a.side or (64 if quick else 512)
     a.steps = a.steps or (2 if quick else 75)
-    a.request = a.request or (16 if quick else 64)
-    a.images = a.images or (16 if quick else 64)
+    a.request = a.request or (8 if quick else 64)
+    a.images = a.images or (8 if quick else 64)
     a.naive_images = a.naive_images or 8
+    a.repeats = a.repeats or (3 if quick else 1)
     a.naive_dtypes = a.naive_dtypes or ("float32" if a.device == "cpu" else "float32,float16")
     return a
 
@@ -142,11 +147,15 @@ def ours(folder: Path, a: argparse.Namespace, dtype: str, attention: str, compil
             break
         seconds, _ = timed_generate(gen, a.request, 10_000 + seed, a.device)
         probe_s, seed = probe_s + seconds, seed + a.request
-    seconds, images = timed_generate(gen, a.images, 0, a.device)
+    times = []
+    for _ in range(a.repeats):  # the median of a few timings: a shared machine is noisy
+        seconds, images = timed_generate(gen, a.images, 0, a.device)
+        times.append(seconds)
+    seconds = float(np.median(times))
     row = {
         "kind": "ours", "dtype": dtype, "attention": attention, "compile": compiled, "batch": gen.batch_size,
         "probe": gen.probe.summary(), "load_s": round(load_s, 2), "probe_s": round(probe_s, 2),
-        "images": a.images, "seconds": round(seconds, 3), "images_per_s": a.images / seconds,
+        "images": a.images, "seconds": round(seconds, 3), "images_per_s": a.images / seconds, "best_images_per_s": a.images / min(times),
         "nan_images": int(np.isnan(images).any(axis=(1, 2)).sum()),
     }
     return row, images
@@ -157,7 +166,10 @@ def naive(folder: Path, a: argparse.Namespace, dtype: str) -> tuple[dict[str, An
     import torch
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=getattr(torch, dtype), safety_checker=None, requires_safety_checker=False).to(a.device)
+    import diffusers
+
+    new_api = hasattr(getattr(diffusers.utils, "deprecation_utils", None), "_resolve_dtype")  # torch_dtype became dtype
+    pipe = StableDiffusionPipeline.from_pretrained(folder, **{"dtype" if new_api else "torch_dtype": getattr(torch, dtype)}, safety_checker=None, requires_safety_checker=False).to(a.device)
     pipe.set_progress_bar_config(disable=True)
     kwargs = {"num_inference_steps": a.steps, "guidance_scale": a.guidance, "height": a.side, "width": a.side, "output_type": "np"}
     pipe(PROMPTS[0], generator=torch.Generator("cpu").manual_seed(0), **kwargs)  # warm-up
