@@ -110,6 +110,42 @@ def test_a_dtype_the_device_lacks_kernels_for_is_one_line(monkeypatch):
         gen.generate(PROMPTS[:1], SEEDS[:1])
 
 
+def test_bfloat16_on_a_gpu_older_than_ampere_is_refused_before_the_run(monkeypatch):
+    import torch
+
+    from pytest_synthcxr.models.device import dtype_problem
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
+    assert dtype_problem("bfloat16", "cuda") == "dtype bfloat16 needs a GPU of compute capability 8.0 or newer; cuda is Tesla T4 (7.x): use float16 or float32"
+    assert dtype_problem("float16", "cuda") is None and dtype_problem("auto", "cuda:0") is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (9, 0))
+    assert dtype_problem("bfloat16", "cuda:0") is None
+    with pytest.raises(GeneratorError, match="^synthcxr: model 'tiny': dtype bfloat16 needs a GPU of compute capability 8.0"):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (7, 0))
+        DiffusersGenerator(TINY_SD, name="tiny", device="cuda", dtype="bfloat16", lazy=True)
+
+
+def test_spec_table_values_reach_the_generator(tmp_path):
+    from pytest_synthcxr.models.registry import load_generator
+    from pytest_synthcxr.spec.schema import SpecError, load_spec
+
+    spec = tmp_path / "synthcxr.toml"
+    table = f"model = 'tiny'\nfindings = ['Effusion']\n[models.tiny]\npath = '{TINY_SD}'\n"
+    spec.write_text(table + "dtype = 'bfloat16'\nattention = 'classic'\ncompile = true\nchannels_last = true\nbatch_size = 'probe'\n")
+    gen = load_generator("tiny", load_spec(spec), device="cpu")
+    s = gen.settings
+    assert (s["dtype"], s["attention"], s["compile"], s["channels_last"], s["batch_size"]) == ("bfloat16", "classic", "inductor", True, "probe")
+    assert gen._pipe is None  # nothing loaded
+    spec.write_text(table + "attention = 'flash'\n")
+    with pytest.raises(SpecError, match=r"models\.tiny\.attention: Input should be 'sdpa' or 'classic' \(got 'flash'\)"):
+        load_spec(spec)
+    spec.write_text(table + "batch_size = 'fast'\n")
+    with pytest.raises(SpecError, match=r"models\.tiny\.batch_size: must be an integer from 1 to 1024 or \"probe\", got 'fast'"):
+        load_spec(spec)
+
+
 def test_defaults_by_device():
     assert make(lazy=True, batch_size=None).settings["batch_size"] == 4
     cuda = DiffusersGenerator(TINY_SD, device="cuda", lazy=True)  # nothing loads: no GPU needed
@@ -169,14 +205,21 @@ def test_probe_ends_when_a_whole_request_is_smaller_than_the_next_size():
     assert small.next_batch(3, True) == (3, False) and small.done and small.chosen == 4
 
 
-def test_generator_probe_picks_a_size_and_images_do_not_depend_on_it(reference):
+def test_generator_probe_picks_a_size_and_images_do_not_depend_on_it(reference, monkeypatch):
     _, expected = reference
     gen = make(batch_size="probe")
+    record, timed = gen.probe.record, []
+
+    def record_synthetic(size, seconds):  # the real clock on a shared machine is noise: b images take 0.5 + 0.5 b s
+        timed.append(size)
+        record(size, 0.5 + 0.5 * size)
+
+    monkeypatch.setattr(gen.probe, "record", record_synthetic)
     prompts, seeds = PROMPTS * 10, list(range(100, 130))
-    images = gen.generate(prompts, seeds)  # batches of 1, 1, 2, 2, 4, 4, 8, 8
-    assert set(gen.probe.rates) >= {1, 2, 4}
-    np.testing.assert_array_equal(gen.generate(PROMPTS, SEEDS), expected)  # a request smaller than the next size ends the probe
-    assert gen.probe.done and gen.batch_size == gen.probe.chosen and gen.batch_size in gen.probe.rates
+    images = gen.generate(prompts, seeds)
+    assert timed == [1, 1, 2, 2, 4, 4, 8, 8] and not gen.probe.done  # 8 was 11% faster than 4: 16 is next
+    np.testing.assert_array_equal(gen.generate(PROMPTS, SEEDS), expected)  # a request smaller than 16 ends the probe
+    assert gen.probe.done and gen.probe.chosen == 8 and gen.batch_size == 8
     one = make(batch_size=1).generate(prompts, seeds)
     np.testing.assert_allclose(images, one, atol=1e-4)  # one seed per image: the batch does not matter
     assert gen.settings["batch_size"] == "probe" and gen.fingerprint == OLD_FINGERPRINT
@@ -184,6 +227,8 @@ def test_generator_probe_picks_a_size_and_images_do_not_depend_on_it(reference):
 
 def test_generator_probe_halves_on_out_of_memory(monkeypatch):
     gen = make(batch_size="probe")
+    record = gen.probe.record
+    monkeypatch.setattr(gen.probe, "record", lambda size, seconds: record(size, 0.5 + 0.5 * size))  # not the noisy clock
     original, sizes = gen._run, []
 
     def run(prompts, seeds):
@@ -245,7 +290,7 @@ def test_standin_has_roentgens_size_counted_without_allocating():
     assert standin.unet_flops(side=256) < flops / 3.5  # attention and convolutions shrink with the latent
 
 
-def test_small_standin_builds_offline_and_generates(tmp_path):
+def test_small_standin_builds_offline_and_generates(tmp_path, capsys):
     from pytest_synthcxr.models.generators import standin
 
     counts = standin.parameter_counts(small=True)
@@ -255,9 +300,28 @@ def test_small_standin_builds_offline_and_generates(tmp_path):
         assert {k: v for k, v in full[part].items() if k != "block_out_channels" and k != "cross_attention_dim"} == {
             k: v for k, v in small[part].items() if k != "block_out_channels" and k != "cross_attention_dim"
         }
+    standin.main(["--small"])
+    assert capsys.readouterr().out.startswith("unet 8.7M, vae 5.3M, text_encoder 6.1M parameters; UNet 19 GFLOPs per step at 512 px")
     folder = standin.save(tmp_path / "standin", small=True)
     assert (folder / "model_index.json").is_file() and not list(folder.rglob("*.bin"))
     gen = DiffusersGenerator(folder, device="cpu", steps=1, guidance=4.0, height=64, width=64, batch_size=2)
     images = gen.generate(PROMPTS[:2], SEEDS[:2])
     assert images.shape == (2, 64, 64) and np.isfinite(images).all()
     assert gen.settings["scheduler"] == "PNDMScheduler" and gen.settings["pipeline"] == "StableDiffusionPipeline"
+
+
+def test_gpu_benchmark_runs_end_to_end_in_quick_mode(tmp_path, capsys):
+    """benchmarks/gpu_throughput.py on the narrow stand-in, as small as it goes (its GPU mode runs
+    the same code at 512 px and 75 steps)."""
+    from bench_support import load_benchmark
+
+    bench = load_benchmark("gpu_throughput")
+    out = tmp_path / "rows.json"
+    bench.main(["--quick", "--dtypes", "float32", "--attention", "sdpa", "--request", "2", "--images", "1", "--repeats", "1", "--naive-images", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    ours, naive = [r for r in rows if r["kind"] == "ours"], [r for r in rows if r["kind"] == "naive"]
+    assert len(ours) == 1 and ours[0]["batch"] in (1, 2) and ours[0]["images_per_s"] > 0 and ours[0]["vs_float32_max_levels"] == 0
+    assert ours[0]["of_matmul"] > 0 and ours[0]["of_datasheet_peak"] is None  # no datasheet peak for a CPU
+    assert len(naive) == 1 and naive[0]["ours_best_over_naive"] > 0
+    assert "| ours | float32 | sdpa | off |" in capsys.readouterr().out
+    assert bench.datasheet_peak("cpu", "bfloat16", 100.0) == (100.0, "given")
