@@ -38,7 +38,10 @@ from typing import Any
 import numpy as np
 
 from pytest_synthcxr.models.generators import standin
-from pytest_synthcxr.models.generators.diffusers import DiffusersGenerator, GeneratorError
+from pytest_synthcxr.models.generators.diffusers import (
+    DiffusersGenerator,
+    GeneratorError,
+)
 
 PROMPTS = ["Pleural effusion.", "Hispanic female. Pleural effusion.", "Cardiomegaly.", "No acute cardiopulmonary process."]
 #: datasheet dense peaks in TFLOP/s: (float32 as TF32, float16, bfloat16); matched on the device name
@@ -163,10 +166,9 @@ def ours(folder: Path, a: argparse.Namespace, dtype: str, attention: str, compil
 
 def naive(folder: Path, a: argparse.Namespace, dtype: str) -> tuple[dict[str, Any], np.ndarray]:
     """A hand-written loop: a plain StableDiffusionPipeline, diffusers' defaults, one call per image."""
+    import diffusers
     import torch
     from diffusers import StableDiffusionPipeline
-
-    import diffusers
 
     new_api = hasattr(getattr(diffusers.utils, "deprecation_utils", None), "_resolve_dtype")  # torch_dtype became dtype
     pipe = StableDiffusionPipeline.from_pretrained(folder, **{"dtype" if new_api else "torch_dtype": getattr(torch, dtype)}, safety_checker=None, requires_safety_checker=False).to(a.device)

@@ -11,13 +11,15 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 # loaded at collection, before any pytester run (see test_diffusers.py: C extensions load once)
-from diffusers import StableDiffusionPipeline  # noqa: E402, F401
-from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402, F401
+from diffusers import StableDiffusionPipeline  # noqa: F401
+from models_support import TINY_SD, small_spec
+from transformers import CLIPTextModel, CLIPTokenizer  # noqa: F401
 
-from models_support import TINY_SD, small_spec  # noqa: E402
-
-from pytest_synthcxr.models.generators.batch_probe import BatchProbe  # noqa: E402
-from pytest_synthcxr.models.generators.diffusers import DiffusersGenerator, GeneratorError  # noqa: E402
+from pytest_synthcxr.models.generators.batch_probe import BatchProbe
+from pytest_synthcxr.models.generators.diffusers import (
+    DiffusersGenerator,
+    GeneratorError,
+)
 
 PROMPTS = ["Pleural effusion.", "Hispanic female. Pleural effusion.", "No acute cardiopulmonary process."]
 SEEDS = [11, 22, 33]
@@ -172,7 +174,7 @@ def run_probe(probe: BatchProbe, request: int, seconds) -> list[tuple[int, bool]
 
 def test_probe_keeps_the_fastest_size():
     # 1 image takes 1 s, a batch of b takes 0.5 + 0.5 b s up to 8, then memory bandwidth: no gain
-    seconds = lambda b: 1.0 if b == 1 else 0.5 + 0.5 * b if b <= 8 else 4.5 * b / 8  # noqa: E731
+    seconds = lambda b: 1.0 if b == 1 else 0.5 + 0.5 * b if b <= 8 else 4.5 * b / 8
     probe = BatchProbe()
     batches = run_probe(probe, 64, seconds)
     assert [b for b in batches if b[1]] == [(1, True), (1, True), (2, True), (2, True), (4, True), (4, True), (8, True), (8, True), (16, True), (16, True)]

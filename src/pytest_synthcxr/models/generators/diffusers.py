@@ -450,7 +450,7 @@ class DiffusersGenerator:
             began = time.perf_counter()
             try:
                 parts.append(self._run(prompts[start : start + size], seeds[start : start + size]))
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            except Exception as exc:  # only out-of-memory is retried; the rest is rephrased or raised
                 if not _is_oom(exc) or size == 1:
                     error = self._run_error(exc)
                     if error is exc:
