@@ -23,13 +23,24 @@ from pytest_synthcxr.models.generators.diffusers import (
 
 PROMPTS = ["Pleural effusion.", "Hispanic female. Pleural effusion.", "No acute cardiopulmonary process."]
 SEEDS = [11, 22, 33]
-#: the tiny pipeline's fingerprint at steps 2, guidance 4 before these settings existed: defaults
-#: must leave it unchanged, or every sample cache filled earlier would be missed
-OLD_FINGERPRINT = "3ee00289ae51cf9408245ebca48932fc5711581138f248e79cc1c70e42d179ec"
 
 
 def make(**kwargs):
     return DiffusersGenerator(TINY_SD, name="tiny", device="cpu", steps=2, guidance=4.0, **{"batch_size": 3, **kwargs})
+
+
+def fingerprint_before_these_settings(gen: DiffusersGenerator) -> str:
+    """The fingerprint as computed before issue 19 (the pipeline's files, then the call settings
+    and the device kind): defaults must still give it, or every cache filled earlier is missed.
+    (For the tiny pipeline at steps 2, guidance 4 it was 3ee00289...)"""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f in sorted(p for p in TINY_SD.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(TINY_SD)).encode() + b"\0")
+        digest.update(f.read_bytes())
+    digest.update(json.dumps({**gen._call_settings(), "device": "cpu"}, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +51,10 @@ def reference():
 
 def test_defaults_keep_the_fingerprint_of_earlier_caches(reference):
     gen, _ = reference
-    assert gen.fingerprint == OLD_FINGERPRINT
-    assert make(lazy=True, attention="sdpa", compile=False, channels_last=False, batch_size=7).fingerprint == OLD_FINGERPRINT
+    old = fingerprint_before_these_settings(gen)
+    assert gen.fingerprint == old
+    assert make(lazy=True, attention="sdpa", compile=False, channels_last=False, batch_size=7).fingerprint == old
+    assert make(lazy=True, dtype="bfloat16").fingerprint != old
     s = gen.settings
     assert (s["dtype"], s["attention"], s["compile"], s["channels_last"], s["batch_size"]) == ("float32", "sdpa", False, False, 3)
 
@@ -224,7 +237,7 @@ def test_generator_probe_picks_a_size_and_images_do_not_depend_on_it(reference, 
     assert gen.probe.done and gen.probe.chosen == 8 and gen.batch_size == 8
     one = make(batch_size=1).generate(prompts, seeds)
     np.testing.assert_allclose(images, one, atol=1e-4)  # one seed per image: the batch does not matter
-    assert gen.settings["batch_size"] == "probe" and gen.fingerprint == OLD_FINGERPRINT
+    assert gen.settings["batch_size"] == "probe" and gen.fingerprint == fingerprint_before_these_settings(gen)
 
 
 def test_generator_probe_halves_on_out_of_memory(monkeypatch):

@@ -121,7 +121,12 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class DiffusersGenerator:
-    """A diffusers text-to-image pipeline; ``source`` is a local folder or a hub id."""
+    """A diffusers text-to-image pipeline; ``source`` is a local folder or a hub id.
+
+    Python-only knobs (not spec keys): ``compile_backend`` (torch.compile's backend when
+    ``compile``; the tests use "eager", which skips code generation) and ``probe_limit`` (the
+    largest batch the probe tries; the pool's request size bounds it too). The probe's record
+    is ``self.probe`` (``.rates``, ``.chosen``, ``.summary()``)."""
 
     def __init__(
         self,
