@@ -97,6 +97,7 @@ def build_view(data: dict[str, Any], audit: Any) -> dict[str, Any]:
         "confidence_pct": f"{100 * data['spec']['confidence']:.0f}%",
         "reference": reference_view(data, audit),
         "compare": _compare_view(data, audit),
+        "reader": _reader_view(data, audit),
     }
 
 
@@ -104,6 +105,12 @@ def _compare_view(data: dict[str, Any], audit: Any) -> dict[str, Any] | None:
     from .compare_view import compare_view
 
     return compare_view(data, audit, interval_plot, image_uri)
+
+
+def _reader_view(data: dict[str, Any], audit: Any) -> dict[str, Any] | None:
+    from .reader_view import reader_view
+
+    return reader_view(data, audit, interval_plot, image_uri)
 
 
 def blocks(verdict: str, policy: str) -> bool:
