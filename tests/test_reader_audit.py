@@ -71,4 +71,6 @@ def test_phantom_audit_corrected_by_simulated_readers(pytester, tmp_path):
     print(f"true {true_rate:.3f}; judge alone {judged['estimate']:.3f} [{judged['low']:.3f}, {judged['high']:.3f}]; "
           f"reader-corrected {corrected['estimate']:.3f} [{corrected['low']:.3f}, {corrected['high']:.3f}]")
     html = (pytester.path / "reader.html").read_text()
-    assert "Reader study" in html and "reader-corrected" in html
+    assert "Reader study" in html and "reader-corrected" in html and 'href="#reader"' in html
+    assert 'data-output="Effusion"' in html and html.count('data-subgroup="') == 4  # agreement per subgroup
+    assert 'class="gallery disagreed"' in html and html.count("asked for Effusion, seed") + html.count("asked for normal study, seed") >= 1

@@ -52,7 +52,7 @@ def reader_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri:
             {"label": "judge alone", "rate": stats.get("judge_only"), "low": stats.get("judge_only_low"), "high": stats.get("judge_only_high"), "count": None, "n": item["n"]},
             {"label": "reader-corrected", "rate": item["estimate"], "low": item["low"], "high": item["high"], "count": None, "n": item["n"]},
         ]
-        plot = interval_plot(rows, axis=item["quantity"], threshold=item["threshold"], scaled=True) if all(r["rate"] is not None for r in rows) else None
+        plot = interval_plot(rows, axis="rate" if item["family"] != "bias" else "gap / deviation", threshold=item["threshold"], scaled=True) if all(r["rate"] is not None for r in rows) else None
         items.append({"item": item, "labelled": int(stats.get("reader_labelled", 0)), "plot": plot})
         output = check._output()
         if table is not None and output not in seen_outputs:
