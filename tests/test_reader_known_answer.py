@@ -196,3 +196,62 @@ def test_a_repeated_row_of_a_read_image_is_not_a_second_label():
     truth = {("c", 1): (1.0, "a"), ("c", 2): (0.0, "b")}
     out = rectify(values, truth, ["c"], 0.05, "classic")
     assert out.labelled == 2 and out.estimate.n == 6 and out.judge.n == 2
+
+
+HALLUCINATION_SPEC = """
+seed = 0
+findings = ["Effusion"]
+sampling = "fixed"
+[subgroups]
+sex = ["female", "male"]
+race = ["White", "Hispanic"]
+[[hallucination]]
+max_rate = 0.15
+samples = 300
+verdict = "reader"
+[reader]
+labels = "{labels}"
+lam = "{lam}"
+"""
+
+
+@pytest.mark.parametrize("lam", ["classic", "tuned"])
+def test_a_judge_that_sees_covid_everywhere_is_corrected(tmp_path, lam):
+    """8% of images truly show the probe; the judge also flags 25% of clean images of White men
+    (5% elsewhere): judge alone about 0.16 and failing max 0.15, the reader-corrected rate covers
+    0.08 and passes."""
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.checks.reader import ReaderHallucinationCheck
+    from pytest_synthcxr.reader.store import COLUMNS
+    from pytest_synthcxr.spec.schema import load_spec
+
+    labels_csv = tmp_path / "labels.csv"
+    spec_path = tmp_path / "h.synthcxr.toml"
+    spec_path.write_text(HALLUCINATION_SPEC.format(labels=labels_csv.as_posix(), lam=lam))
+    labels_csv.write_text(",".join(COLUMNS) + "\n")
+    (plain,) = build_checks(load_spec(spec_path).spec)
+    rng = np.random.default_rng(5)
+    frames, rows = [], []
+    for cell in plain.cells():
+        seeds = [derive_seed(0, cell.seed_key, i) for i in range(300)]
+        truth = rng.random(300) < 0.08
+        false_alarm = 0.25 if subgroup_label(cell.subgroup) == "White male" else 0.05
+        called = np.where(truth, rng.random(300) < 0.9, rng.random(300) < false_alarm)
+        a = cell.attributes
+        frames.append(pd.DataFrame({"cell": cell.key, "finding": cell.finding or "", "sex": a["sex"], "race": a["race"], "age": "", "named": False,
+                                    "i": np.arange(300), "seed": np.asarray(seeds, dtype=np.int64), "valid": True, "seeded": True,
+                                    score_column("COVID-19"): np.where(called, 0.9, 0.1), score_column("Effusion"): 0.1}))
+        for i in sorted(rng.choice(300, size=80, replace=False)):
+            rows.append({"reader": "r1", "image_sha": f"{seeds[i]:064x}", "kind": "generated", "cell": cell.key, "seed": seeds[i], "prompt": "", "subgroup": "",
+                         "finding": "", "task": "findings", "question": "COVID-19", "answer": "present" if truth[i] else "absent", "confidence": "", "time": 0})
+    with open(labels_csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (check,) = build_checks(load_spec(spec_path).spec)
+    assert isinstance(check, ReaderHallucinationCheck) and check.reader_lam == lam
+    result = check.evaluate(pd.concat(frames, ignore_index=True), 0.95)
+    print(f"{lam}: reader-corrected {result.estimate.value:.3f} [{result.estimate.low:.3f}, {result.estimate.high:.3f}] ({result.verdict}); "
+          f"judge alone {result.stats['judge_only']:.3f} [{result.stats['judge_only_low']:.3f}, {result.stats['judge_only_high']:.3f}]")
+    assert result.stats["judge_only_low"] > 0.15 > result.estimate.high
+    assert result.estimate.low <= 0.08 <= result.estimate.high and result.verdict == "pass"
