@@ -70,13 +70,13 @@ def build(tmp: Path, reference: str | None = "phantom:16", per_cell: int = 2) ->
 class Served:
     """The app served by uvicorn on a free port of 127.0.0.1, in a thread."""
 
-    def __init__(self, study: Any, store: LabelStore, token: str = "test-token-123") -> None:
+    def __init__(self, study: Any, store: LabelStore, token: str = "test-token-123", readers: tuple[str, ...] = ()) -> None:
         import uvicorn
 
         from pytest_synthcxr.reader.app import create_app
 
         self.study, self.store, self.token = study, store, token
-        self.app = create_app(study, store, token=token)
+        self.app = create_app(study, store, token=token, readers=readers)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -368,3 +368,48 @@ def test_a_bad_spec_or_cache_is_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pytest_synthcxr.reader", "--spec", str(spec_path), "--cache-dir", str(tmp_path / "empty")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and out.stderr.strip().count("\n") == 0 and "no sample cache here" in out.stderr
+
+
+def test_several_readers_post_at_once(served):
+    """Four readers answering concurrently over HTTP: every answer stored, none lost."""
+    study = served.study
+    readers = [f"conc{k}" for k in range(4)]
+
+    def read_all(reader: str) -> None:
+        for sha in study.order("real-synthetic", reader):
+            assert served.post_answer({"task": "real-synthetic", "reader": reader, "image": sha, "answer": "real", "confidence": 3}) == 200
+
+    threads = [threading.Thread(target=read_all, args=(r,)) for r in readers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = [r for r in served.store.rows() if r["reader"] in readers]
+    assert len(stored) == 4 * len(study.versus)
+    for r in readers:
+        status, body, _ = served.request("GET", f"/api/next?task=real-synthetic&reader={r}")
+        assert json.loads(body) == {"total": len(study.versus), "done": len(study.versus), "image": None}
+
+
+def test_only_listed_reader_ids(tmp_path):
+    pytest.importorskip("uvicorn")
+    study, store = build(tmp_path, reference=None, per_cell=1)
+    s = Served(study, store, readers=("alice",))
+    try:
+        image = study.order("findings", "alice")[0]
+        answers = {q: "absent" for q in study.questions}
+        assert s.post_answer({"task": "findings", "reader": "mallory", "image": image, "answers": answers}) == 400
+        assert s.post_answer({"task": "findings", "reader": "alice", "image": image, "answers": answers}) == 200
+        status, body, _ = s.request("GET", "/")
+        assert b"<option>alice</option>" in body and b"real-synthetic" in body  # the task without images is shown disabled
+    finally:
+        s.close()
+
+
+def test_without_the_extra_the_command_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['uvicorn'] = None\nfrom pytest_synthcxr.reader.__main__ import main\nsys.exit(main(['--cache-dir', '.']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2 and "pip install 'pytest-synthcxr[reader]'" in out.stderr and "Traceback" not in out.stderr
