@@ -134,12 +134,15 @@ def disagreed_images(table: Any, labels: Any, pool: Any, image_uri: Any, outputs
     wanted = [(key, cells[key[0]]) for key, _ in top if key[0] in cells]
     if not wanted:
         return []
-    images = pool.generator.generate([c.prompt for _, c in wanted], [key[1] for key, _ in wanted])
+    try:
+        images = pool.generator.generate([c.prompt for _, c in wanted], [key[1] for key, _ in wanted])
+    except Exception:  # noqa: BLE001 - a generator that cannot draw again leaves the gallery out, not the report
+        return []
+    from ..sampling.cells import subgroup_label
+
     out = []
     for (key, cell), image in zip(wanted, images):
         entry = scored[key]
-        from ..sampling.cells import subgroup_label
-
         out.append({"uri": image_uri(image), "subgroup": subgroup_label(cell.subgroup), "asked": cell.finding or "normal study",
                     "seed": key[1], "gap": entry["gap"], "answers": entry["answers"]})
     return out
