@@ -120,3 +120,9 @@ def test_real_vs_synthetic_by_hand():
     # by hand: 2 synthetic (scores +3, -1), 2 real (scores -2, +1): pairs won 3 of 4 -> 0.75
     hand = real_vs_synthetic([1, 1, 0, 0], [1, 0, 0, 1], [3, 1, 2, 1])
     assert hand.auroc.value == pytest.approx(0.75) and hand.accuracy.value == pytest.approx(0.5)
+
+
+def test_a_stratum_read_in_full_is_the_readers_mean():
+    y = np.array([1.0, 0.0, 1.0, 1.0])
+    est = stratified([(y, np.ones(4), np.array([]))], bounds=(-10.0, 10.0))
+    assert est.value == pytest.approx(0.75) and est.variance == pytest.approx(np.var(y) / 4)

@@ -14,7 +14,8 @@ the judge's bias whatever it is (subgroup-dependent misses included); the judge 
 
 A study samples images per cell (stratified), so `stratified` combines per-stratum estimates with
 weights N_s / N. A stratum with fewer than two labels cannot be rectified: it enters as the worst
-case over [0, 1] for its weight (the interval stays valid, only wider).
+case over [0, 1] for its weight (the interval stays valid, only wider); a stratum whose every image
+was read enters with the readers' mean alone.
 
 Pure functions of arrays; ppi_python (``ppi_py.ppi_mean_ci``) is the test oracle, not a dependency.
 """
@@ -90,7 +91,8 @@ def stratified(
 ) -> PPIEstimate:
     """PPI over strata (y, yhat, yhat_unlabelled), each a random sample of its own stratum:
     theta = sum_s w_s theta_s with w_s = (n_s + N_s) / total, variance sum_s w_s^2 var_s. Strata
-    with fewer than two labels or no unlabelled image enter at their worst case in `bounds`."""
+    with fewer than two labels enter at their worst case in `bounds`; strata read in full with the
+    readers' mean alone."""
     sizes = [np.asarray(y).size + np.asarray(u).size for y, _, u in strata]
     total = sum(sizes)
     if total == 0:
@@ -103,7 +105,11 @@ def stratified(
         w = size / total
         y, f, u = np.asarray(y, float), np.asarray(f, float), np.asarray(u, float)
         n_lab, n_unl = n_lab + y.size, n_unl + u.size
-        if y.size < 2 or u.size == 0:
+        if y.size >= 2 and u.size == 0:  # every image read: the readers' mean alone (lam 0)
+            value += w * float(np.mean(y))
+            variance += w * w * float(np.var(y)) / y.size
+            continue
+        if y.size < 2:
             # unrectified: the stratum's true rate may be anywhere in bounds; value uses the judge
             judge = float(np.mean(np.concatenate([f, u]))) if size else 0.0
             value += w * judge
