@@ -126,7 +126,7 @@ def build_checks(spec: AuditSpec) -> list[Check]:
             if h.verdict == "reader":
                 by_readers.add(len(checks) - 1)
     checks += build_reference_checks(spec, population, full_grid)
-    if spec.reader is not None:  # verdict = "reader": rates corrected by the reader study's labels (PPI)
+    if spec.reader is not None and by_readers:  # verdict = "reader": rates corrected by the reader study's labels (PPI)
         from .reader import read_labels, with_reader
 
         labels = read_labels(spec.reader.labels)
