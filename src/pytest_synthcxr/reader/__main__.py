@@ -40,17 +40,35 @@ def _export(argv: Sequence[str]) -> int:
     return 0
 
 
+def _count(low: int, high: int) -> object:
+    """An argparse type: an integer in [low, high], else a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{high}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pytest_synthcxr.reader", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_synthcxr.reader", description=__doc__.split("\n\n")[0],
+        epilog="python -m pytest_synthcxr.reader export --labels DB --out CSV writes a study's labels as CSV (docs/reader.md)",
+    )
     parser.add_argument("--spec", type=Path, default=None, help="audit spec TOML (default: found in the current folder, else built-in)")
     parser.add_argument("--cache-dir", type=Path, required=True, help="the audit's sample cache (images must be stored: cache_images)")
     parser.add_argument("--reference", default=None, help="reference set for the real-or-synthetic task (default: the spec's)")
     parser.add_argument("--labels", type=Path, default=None, help=f"labels database (default: CACHE_DIR/{LABELS_NAME})")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=_count(0, 65535), default=8765, help="port (default: 8765; 0 picks a free one)")
     parser.add_argument("--reader-id", nargs="*", default=[], help="allowed reader ids (default: any id typed on the start page)")
-    parser.add_argument("--per-cell", type=int, default=5, help="findings task: images per cell (default: 5)")
-    parser.add_argument("--versus-images", type=int, default=40, help="real-or-synthetic task: images in all, half real (default: 40)")
+    parser.add_argument("--per-cell", type=_count(1, 100_000), default=5, help="findings task: images per cell (default: 5)")
+    parser.add_argument("--versus-images", type=_count(2, 100_000), default=40, help="real-or-synthetic task: images in all, half real (default: 40)")
     parser.add_argument("--seed", type=int, default=None, help="base seed (default: the spec's; must match the audit's)")
     parser.add_argument("--generator", default=None, help="generator fingerprint, where the cache holds several models")
     return parser
