@@ -88,3 +88,18 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad.write_text("seed = = 3\n")
     with pytest.raises(SpecError, match=r"bad.toml: invalid TOML: .*line 1"):
         load_spec(bad)
+
+
+def test_reader_labels_are_relative_to_the_spec_file(tmp_path, monkeypatch):
+    """[reader] labels, like every path in a spec, is read relative to the spec file (a run from
+    another folder finds the same labels); an absolute path stays as given."""
+    from pytest_synthcxr.spec.schema import load_spec
+
+    folder = tmp_path / "audits"
+    folder.mkdir()
+    spec = folder / "a.synthcxr.toml"
+    spec.write_text('findings = ["Effusion"]\n[reader]\nlabels = "study/labels.sqlite"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_spec(spec).spec.reader.labels == str(folder / "study" / "labels.sqlite")
+    spec.write_text(f'findings = ["Effusion"]\n[reader]\nlabels = "{(tmp_path / "x.csv").as_posix()}"\n')
+    assert load_spec(spec).spec.reader.labels == (tmp_path / "x.csv").as_posix()

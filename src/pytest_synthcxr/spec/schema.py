@@ -337,7 +337,7 @@ class AuditSpec(_Section):
     demographic: list[DemographicSpec] = Field(default_factory=list)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
-    #: reader-study labels (docs/reader.md); relative paths are relative to the working folder
+    #: reader-study labels (docs/reader.md); a relative path is relative to the spec file
     reader: ReaderSpec | None = None
 
     @model_validator(mode="before")
@@ -428,6 +428,10 @@ def load_spec(path: Path | None) -> LoadedSpec:
         spec = AuditSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_one_line(exc, shown, table)) from None
+    if spec.reader is not None and path is not None and not Path(spec.reader.labels).expanduser().is_absolute():
+        # like every other path in a spec: relative to the spec file, not to where pytest runs
+        labels = str(path.parent / Path(spec.reader.labels).expanduser())
+        spec = spec.model_copy(update={"reader": spec.reader.model_copy(update={"labels": labels})})
     return LoadedSpec(spec, path, table, hashlib.sha256(raw).hexdigest())
 
 
