@@ -74,3 +74,19 @@ def test_phantom_audit_corrected_by_simulated_readers(pytester, tmp_path):
     assert "Reader study" in html and "reader-corrected" in html and 'href="#reader"' in html
     assert 'data-output="Effusion"' in html and html.count('data-subgroup="') == 4  # agreement per subgroup
     assert 'class="gallery disagreed"' in html and html.count("asked for Effusion, seed") + html.count("asked for normal study, seed") >= 1
+    # the JSON carries the section's numbers (schema-valid), the same the HTML shows
+    jsonschema = pytest.importorskip("jsonschema")
+    from pytest_synthcxr.report.schema import load_schema
+
+    data = json.loads((pytester.path / "reader.json").read_text())
+    jsonschema.Draft202012Validator(load_schema()).validate(data)
+    reader = data["reader"]
+    assert reader["error"] is None and reader["labels"] > 0 and reader["readers"]
+    (entry,) = reader["items"]
+    assert entry["check"] == corrected["check"] and entry["labelled"] == 4 * 15
+    assert entry["corrected"] == [corrected["estimate"], corrected["low"], corrected["high"]]
+    assert entry["judge_only"][0] == pytest.approx(judged["estimate"])
+    (agreement,) = reader["agreement"]
+    assert agreement["output"] == "Effusion" and len(agreement["rows"]) == 4
+    assert sum(r["n"] for r in agreement["rows"]) == sum(r["tp"] + r["fn"] + r["tn"] + r["fp"] for r in agreement["rows"]) > 0
+    assert "reader" not in json.loads((pytester.path / "judge.json").read_text())  # no [reader]: no key

@@ -72,6 +72,10 @@ def build(audit: Any) -> dict[str, Any]:
         "reference": _reference_section(audit),
         "versions": _versions(),
     }
+    if getattr(audit.spec, "reader", None) is not None:  # reader study (issue 20)
+        from .reader_view import reader_facts
+
+        data["reader"] = reader_facts(data, audit)
     if getattr(audit.options, "baseline_model", None) is not None:  # candidate vs released (issue 18)
         data["released_model"] = {"name": audit.options.baseline_model, **_generator_identity(getattr(audit, "_released_pool", None))}
     return data

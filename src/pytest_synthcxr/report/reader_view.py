@@ -9,8 +9,8 @@
 - the images readers disagreed with the judge on most (regenerated from prompt and seed, as the
   report's other galleries).
 
-The section is HTML only (the JSON report's schema has no reader key yet). Nothing here changes a
-verdict: the items' numbers come from the report data; the tables are computed from the score
+The numbers are also the JSON report's "reader" key (reader_facts); plots and images are HTML
+only. Nothing here changes a verdict: the items' numbers come from the report data; the tables are computed from the score
 table and the labels the reader items hold."""
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import numpy as np
 DISAGREED_IMAGES = 8
 
 
-def reader_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri: Any) -> dict[str, Any] | None:
-    """None without [reader] in the spec; else the section's tables, plots and images."""
+def reader_facts(data: dict[str, Any], audit: Any) -> dict[str, Any] | None:
+    """The section's numbers for the JSON report (key "reader"): None without [reader] in the
+    spec; else the readers, the corrected items (judge alone beside reader-corrected), judge vs
+    reader agreement per output and subgroup, and the real-or-synthetic tables."""
     spec = audit.spec
     if getattr(spec, "reader", None) is None:
         return None
@@ -36,7 +38,7 @@ def reader_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri:
     try:
         labels = reader_checks[0].reader_labels if reader_checks else read_labels(spec.reader.labels)
     except LabelsError as exc:
-        return {"error": str(exc), "items": [], "agreement": [], "versus": None, "disagreed": []}
+        return {"error": str(exc), "readers": [], "labels": 0, "items": [], "agreement": [], "versus": None}
     alpha = 1 - spec.confidence
     pool = audit._pool
     table = pool.full_table() if pool is not None else None
@@ -48,17 +50,16 @@ def reader_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri:
         if item is None:
             continue
         stats = item.get("stats") or {}
-        rows = [
-            {"label": "judge alone", "rate": stats.get("judge_only"), "low": stats.get("judge_only_low"), "high": stats.get("judge_only_high"), "count": None, "n": item["n"]},
-            {"label": "reader-corrected", "rate": item["estimate"], "low": item["low"], "high": item["high"], "count": None, "n": item["n"]},
-        ]
-        plot = interval_plot(rows, axis="rate" if item["family"] != "bias" else "gap / deviation", threshold=item["threshold"], scaled=True) if all(r["rate"] is not None for r in rows) else None
-        items.append({"item": item, "labelled": int(stats.get("reader_labelled", 0)), "plot": plot})
+        items.append({
+            "check": item["check"], "labelled": int(stats.get("reader_labelled", 0) or 0),
+            "judge_only": [_num(stats.get(k)) for k in ("judge_only", "judge_only_low", "judge_only_high")],
+            "corrected": [_num(item[k]) for k in ("estimate", "low", "high")],
+        })  # fmt: skip
         output = check._output()
         if table is not None and output not in seen_outputs:
             seen_outputs.add(output)
-            agreement.append({"output": output, "cells": check.metric if hasattr(check, "metric") else "not asked",
-                              "rows": agreement_rows(check.sample_values(table), labels, output, check._judge_cells(), alpha)})
+            rows = agreement_rows(check.sample_values(table), labels, output, check._judge_cells(), alpha)
+            agreement.append({"output": output, "cells": check.metric if hasattr(check, "metric") else "not asked", "rows": [_clean(r) for r in rows]})
     return {
         "error": None,
         "readers": sorted({lab.reader for lab in labels}),
@@ -66,8 +67,39 @@ def reader_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri:
         "items": items,
         "agreement": agreement,
         "versus": versus_tables(labels, alpha),
-        "disagreed": disagreed_images(table, labels, pool, image_uri, [c._output() for c in reader_checks] or list(spec.findings)),
     }
+
+
+def reader_view(data: dict[str, Any], audit: Any, interval_plot: Any, image_uri: Any) -> dict[str, Any] | None:
+    """None without [reader] in the spec; else the section: the JSON's numbers (data["reader"]),
+    an interval plot per corrected item, and the images readers disagreed with the judge on most."""
+    facts = data.get("reader") if "reader" in data else reader_facts(data, audit)
+    if facts is None:
+        return None
+    if facts["error"]:
+        return {**facts, "disagreed": []}
+    by_id = {item["check"]: item for item in data["items"]}
+    items = []
+    for entry in facts["items"]:
+        item = by_id[entry["check"]]
+        rows = [
+            {"label": "judge alone", "rate": entry["judge_only"][0], "low": entry["judge_only"][1], "high": entry["judge_only"][2], "count": None, "n": item["n"]},
+            {"label": "reader-corrected", "rate": item["estimate"], "low": item["low"], "high": item["high"], "count": None, "n": item["n"]},
+        ]
+        ok = all(r[k] is not None for r in rows for k in ("rate", "low", "high"))
+        plot = interval_plot(rows, axis="rate" if item["family"] != "bias" else "gap / deviation", threshold=item["threshold"], scaled=True) if ok else None
+        items.append({"item": item, "labelled": entry["labelled"], "plot": plot})
+    reader_checks = [c for c in audit.checks if hasattr(c, "reader_labels")]
+    pool = audit._pool
+    table = pool.full_table() if pool is not None else None
+    labels = reader_checks[0].reader_labels if reader_checks else ()
+    outputs = [c._output() for c in reader_checks] or list(audit.spec.findings)
+    return {**facts, "items": items, "disagreed": disagreed_images(table, labels, pool, image_uri, outputs)}
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (an empty subgroup's rate) as None: JSON has no NaN."""
+    return {k: [_num(x) for x in v] if isinstance(v, list) and v and not isinstance(v[0], str) else v for k, v in row.items()}
 
 
 def versus_tables(labels: Any, alpha: float) -> dict[str, Any] | None:
