@@ -340,3 +340,13 @@ def test_gpu_benchmark_runs_end_to_end_in_quick_mode(tmp_path, capsys):
     assert len(naive) == 1 and naive[0]["ours_best_over_naive"] > 0
     assert "| ours | float32 | sdpa | off |" in capsys.readouterr().out
     assert bench.datasheet_peak("cpu", "bfloat16", 100.0) == (100.0, "given")
+
+
+def test_the_probe_choice_is_printed_once_during_an_audit(pytester):
+    """batch_size = "probe": the audit says once, in the run's log, what the probe chose (and the
+    rates behind it); the JSON keeps "probe" (the choice depends on timing)."""
+    pytester.makefile(".toml", synthcxr="judge = 'phantom'\n" + small_spec(samples=8) + f"[models.tiny]\npath = '{TINY_SD}'\nsteps = 2\nguidance = 3.0\nbatch_size = 'probe'\n")
+    result = pytester.runpytest("-p", "no:randomly", "-s", "--synthcxr-model=tiny", "--synthcxr-device=cpu", "--synthcxr-json=out.json", "--synthcxr-no-cache")
+    lines = [l for l in result.stdout.lines + result.stderr.lines if "batch size probe:" in l]
+    assert len(lines) == 1 and "synthcxr: tiny: batch size probe: batch size " in lines[0] and "images/s by batch size: 1:" in lines[0], lines
+    assert json.loads((pytester.path / "out.json").read_text())["model"]["settings"]["batch_size"] == "probe"

@@ -323,6 +323,10 @@ class AuditSession:
         if made and self.log:
             rate = made / max(time.perf_counter() - t0, 1e-9)
             self.log(f"synthcxr: {check.nodename}: {made} images generated and judged, {n} per cell ({rate:.0f} images/s)")
+            probe = getattr(pool.generator, "probe", None)  # batch_size = "probe": say once what it chose
+            if probe is not None and probe.done and not self.__dict__.get("_probe_shown"):
+                self.__dict__["_probe_shown"] = True
+                self.log(f"synthcxr: {pool.generator.name}: batch size probe: {probe.summary()}")
         return table
 
     def judge_concerns(self, check: Check) -> list[str]:
