@@ -52,7 +52,22 @@ def press(tools: Any, key: str) -> None:
     tools.send("Input.dispatchKeyEvent", {"type": "keyUp", **{k: v for k, v in params.items() if k != "text"}})
 
 
-IMAGE_READY = "document.body.dataset.image && document.getElementById('img').complete && document.getElementById('img').naturalWidth > 0"
+IMAGE_READY = "document.body.dataset.image && document.getElementById('view').dataset.painted === document.body.dataset.image"
+#: in the page: the largest difference between the shown pixels and window/level applied by hand to
+#: the image's own gray levels, and how many pixels the window changed
+WINDOW_CHECK = """(() => {
+  const img = document.getElementById('img'), view = document.getElementById('view');
+  const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+  const src = g.getImageData(0, 0, c.width, c.height).data, shown = view.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const w = Number(view.dataset.window), l = Number(view.dataset.level);
+  let worst = 0, changed = 0;
+  for (let i = 0; i < src.length; i += 4) {
+    const want = Math.min(255, Math.max(0, Math.round((src[i] - (l - w / 2)) / w * 255)));
+    worst = Math.max(worst, Math.abs(shown[i] - want)); changed += shown[i] !== src[i];
+  }
+  return [worst, changed, c.width * c.height];
+})()"""
 
 
 def read_one(tools: Any, k: int, questions: tuple[str, ...]) -> tuple[str, dict[str, str]]:
@@ -89,10 +104,14 @@ def test_reading_with_the_keyboard_resume_and_refusals(browser, served, tmp_path
     for k in range(10):
         image, answers = read_one(browser, k, questions)
         expected[image] = answers
-    # window / level from the keyboard
-    for key in ("]", "]", "="):
+    # window / level from the keyboard, on the 11th image once it is shown
+    wait_until(browser, IMAGE_READY)
+    for key in ("[", "[", "="):
         press(browser, key)
-    assert browser.evaluate("document.getElementById('img').style.filter") == "contrast(1.2) brightness(1.1)"
+    assert browser.evaluate("document.getElementById('view').dataset.window") == "223"
+    assert browser.evaluate("document.getElementById('view').dataset.level") == "135.5"
+    worst, changed, pixels = browser.evaluate(WINDOW_CHECK)
+    assert worst <= 1 and 0 < changed <= pixels  # the shown pixels are the image's gray levels, windowed
     artifacts = _artifacts(tmp_path)
     shot = browser.screenshot(artifacts / "reader-findings.png", full_page=False)
 
