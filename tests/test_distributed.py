@@ -176,3 +176,54 @@ def test_a_merge_conflict_keeps_the_target_and_says_so(tmp_path):
     c = SampleCache(tmp_path / "c")
     kept = c.lookup(["k"])["k"]
     assert (c.load_image(kept) == 0).all()  # the target's copy
+
+
+def test_a_corrupt_shard_image_becomes_a_miss_once_dropped(tmp_path):
+    """A shard is read-only to the top cache: a shard entry whose file fails its hash check is
+    dropped for the rest of the run (lookup and claim no longer see it), so the sample is drawn
+    again into the top index instead of being found, failing and found again forever."""
+    import numpy as np
+
+    from pytest_synthcxr.sampling.cache import SampleCache
+
+    shard = SampleCache(tmp_path / "cache", shard="rank-1")
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    (entry,) = shard.put_samples("g", [("k", "p", 1)], image[None], [True], store=True)
+    shard.close()
+    (tmp_path / "cache" / "shards" / "rank-1" / entry.file).write_bytes(b"not a png")
+    top = SampleCache(tmp_path / "cache")
+    assert top.shards == ["rank-1"]
+    found = top.lookup(["k"])["k"]
+    assert found.file.startswith("shards/rank-1/") and top.verify() == ["k"]
+    assert top.load_image(found) is None  # corrupt: dropped
+    assert top.lookup(["k"]) == {} and top.claim(["k"]) == ["k"]
+    top.put_samples("g", [("k", "p", 1)], image[None], [True], store=True)  # drawn again, into the top index
+    again = top.lookup(["k"])["k"]
+    assert not again.file.startswith("shards/") and (top.load_image(again) == image).all()
+
+
+def test_merge_refuses_a_damaged_source_without_touching_it_and_fills_missing_files(tmp_path):
+    import numpy as np
+
+    from pytest_synthcxr.sampling.cache import CacheError, SampleCache
+    from pytest_synthcxr.sampling.merge import merge
+
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    a = SampleCache(tmp_path / "a")
+    a.put_samples("g", [("k", "p", 1)], image[None], [True], store=True)
+    a.close()
+    c = SampleCache(tmp_path / "c")  # the target knows the sample but kept no file
+    c.put_samples("g", [("k", "p", 1)], image[None], [True], store=False)
+    c.close()
+    stats = merge([tmp_path / "a"], tmp_path / "c")
+    assert (stats.present, stats.copied) == (1, 0)
+    c = SampleCache(tmp_path / "c")
+    assert (c.load_image(c.lookup(["k"])["k"]) == image).all()
+    c.close()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheError, match="index is not readable"):
+        merge([bad], tmp_path / "c")
+    assert (bad / "index.sqlite").read_bytes() == b"this is not a database" * 100  # untouched
+    assert not list(bad.glob("index.sqlite.damaged-*"))

@@ -48,6 +48,7 @@ class RankPlugin:
             pytest.exit(str(exc), returncode=pytest.ExitCode.INTERNAL_ERROR)
         return True  # no items run here: rank 0 owns them
 
+    @pytest.hookimpl(trylast=True)  # after the outputs are written: writing them may still need samples
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.ranks is not None and self.ranks.rank == 0:
             from ..sampling.ranks import RankError
@@ -75,8 +76,11 @@ def serve(ranks: Any, audits: Any) -> None:
             audit = by_name[tag[0]]
             pool = audit.pool if tag[1] == "candidate" else audit.released_pool
             part = {"rows": pool.make_share(work, share(work, ranks.rank, ranks.world)), "error": None}
-        except Exception as exc:  # noqa: BLE001 - rank 0 stops the run with this line
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - also pytest.exit (a model that does not load): rank 0 stops the run with this line
+            message = getattr(exc, "msg", None) or str(exc)
+            text = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
             part = {"rows": [], "error": f"synthcxr: rank {ranks.rank}: {text}"}
         ranks.gather(part)
 

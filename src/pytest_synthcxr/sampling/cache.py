@@ -147,6 +147,8 @@ class SampleCache:
             raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {why} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"synthcxr: cache folder {self.root} is not usable: {exc} (use --synthcxr-cache-dir or --synthcxr-no-cache)") from None
+        #: keys of shard rows whose file was found corrupt this run (shards are not written)
+        self._dropped: set[str] = set()
         #: (file prefix, read-only index) of every other shard: read, never written
         self._shards: list[tuple[str, sqlite3.Connection]] = self._open_shards() if shard is None else []
 
@@ -224,7 +226,10 @@ class SampleCache:
         relative to this folder, so load_image reads them where they are)."""
         found: dict[str, Entry] = {}
         for prefix, db in [("", self._db), *self._shards]:
-            for chunk in _chunks([k for k in keys if k not in found]):
+            # a shard row dropped this run (its file was corrupt) is read-only: skip it, so the
+            # sample is a miss and is drawn again into this index
+            wanted = [k for k in keys if k not in found and not (prefix and k in self._dropped)]
+            for chunk in _chunks(wanted):
                 rows = db.execute(
                     f"SELECT key, image_sha, valid, file FROM samples WHERE key IN ({','.join('?' * len(chunk))})", chunk
                 ).fetchall()
@@ -289,6 +294,8 @@ class SampleCache:
         return image if image_sha(image) == sha else None
 
     def drop(self, entry: Entry) -> None:
+        if entry.file is not None and entry.file.startswith("shards/"):
+            self._dropped.add(entry.key)
         with self._transaction():
             self._db.execute("DELETE FROM samples WHERE key = ?", (entry.key,))
         if entry.file is not None:
@@ -398,7 +405,7 @@ class SampleCache:
     def verify(self) -> list[str]:
         """Keys of entries whose stored image is missing or does not match its hash (none are
         dropped: this is the read-only check a test or a user runs)."""
-        rows = self._db.execute("SELECT key, image_sha, file FROM samples WHERE file IS NOT NULL").fetchall()
+        rows = [(key, sha, rel) for key, _, _, _, sha, _, rel, _ in self.rows() if rel is not None]
         return [key for key, sha, rel in rows if self._intact(rel, sha) is None]
 
 

@@ -12,6 +12,7 @@ different image means a generator that is not deterministic or an edited cache).
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,14 @@ class MergeStats:
 def merge(sources: list[Path], into: Path) -> MergeStats:
     """Copy every sample, image and score of `sources` (each a cache folder; its shards too)
     into the cache at `into`."""
+    for source in sources:  # a damaged source is refused, never "repaired" (opening it read-write would move it aside)
+        problem = _unreadable(source / "index.sqlite")
+        if problem:
+            raise CacheError(f"synthcxr: {source}: its index is not readable ({problem}); nothing merged")
     target = SampleCache(into)
+    if target.rebuilt:
+        target.close()
+        raise CacheError(f"{target.rebuilt}; nothing merged, check {into} first")
     stats = MergeStats()
     try:
         for source in sources:
@@ -45,15 +53,34 @@ def merge(sources: list[Path], into: Path) -> MergeStats:
     return stats
 
 
+def _unreadable(index: Path) -> str | None:
+    """Why the index cannot be read as a cache index (read-only check), or None."""
+    try:
+        db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            check = db.execute("PRAGMA quick_check").fetchone()
+            db.execute("SELECT key FROM samples LIMIT 1").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if check and check[0] == "ok" else str(check[0] if check else "quick_check failed")[:120]
+
+
 def _merge_one(cache: SampleCache, target: SampleCache, stats: MergeStats) -> None:
     db = target._db
     for key, generator, prompt, seed, sha, valid, rel, created in cache.rows():
-        have = db.execute("SELECT image_sha FROM samples WHERE key = ?", (key,)).fetchone()
+        have = db.execute("SELECT image_sha, file FROM samples WHERE key = ?", (key,)).fetchone()
         if have is not None:
-            if have[0] == sha:
-                stats.present += 1
-            else:
+            if have[0] != sha:
                 stats.conflicts += 1
+                continue
+            stats.present += 1
+            if have[1] is None and rel is not None:  # the target knew the sample but had no file: add it
+                image = cache._intact(rel, sha)
+                if image is not None:
+                    with target._transaction():
+                        db.execute("UPDATE samples SET file = ? WHERE key = ?", (target._write_image(sha, image), key))
             continue
         new_rel = None
         if rel is not None:

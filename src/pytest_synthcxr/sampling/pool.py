@@ -183,7 +183,13 @@ class SamplePool:
             chunk = items[start : start + step]
             work = [(e.cell.prompt, self._seed((e, i)), i < self.thumbnails) for e, i in chunk]
             ranks.broadcast(("make", self.rank_tag, work))
-            mine = self.make_share(work, share(work, 0, ranks.world))
+            try:
+                mine = self.make_share(work, share(work, 0, ranks.world))
+            except BaseException:
+                # the other ranks are waiting in the gather: answer it before this rank stops,
+                # so every rank stays at the same collective (the run then ends cleanly)
+                ranks.gather({"rows": [], "error": "synthcxr: rank 0 stopped"})
+                raise
             for part in ranks.gather({"rows": mine, "error": None}) or []:
                 if part is None or part["error"]:
                     raise RankError(part["error"] if part else "synthcxr: a rank sent nothing back")

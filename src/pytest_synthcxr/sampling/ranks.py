@@ -22,9 +22,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-#: how long a collective waits for a silent rank before the run stops (a rank generating its share
-#: of a large round on a slow device can take long: generous)
-TIMEOUT_SECONDS = float(os.environ.get("SYNTHCXR_RANK_TIMEOUT", "3600"))
+#: how long a collective waits for a silent rank before the run stops. A rank that dies closes its
+#: connections and is noticed at once; this bounds only a rank that hangs. It is long because the
+#: other ranks also wait here while rank 0 works alone (cached rounds, reference checks, reports)
+TIMEOUT_SECONDS = float(os.environ.get("SYNTHCXR_RANK_TIMEOUT", str(24 * 3600)))
 
 
 class RankError(Exception):
