@@ -208,6 +208,14 @@ def test_images_only_by_listed_hash(tmp_path):
     assert study.png(study.versus[-1].image_sha)[:4] == b"\x89PNG"
     for bad in ("0" * 64, "../../etc/passwd", sha.upper(), sha + "/../x", "images/" + sha[:2] + "/" + sha + ".png"):
         assert study.png(bad) is None
+    # a cached image of the spec's cells that the study did not pick is not served either
+    import sqlite3
+
+    listed = {i.image_sha for i in study.findings + study.versus}
+    with sqlite3.connect(tmp_path / "cache" / "index.sqlite") as db:
+        cached = {row[0] for row in db.execute("SELECT image_sha FROM samples WHERE file IS NOT NULL")}
+    others = sorted(cached - listed)
+    assert others and all(study.png(o) is None and not study.known(o) for o in others)
 
 
 def test_a_cache_without_stored_images_is_one_line(tmp_path):
@@ -298,6 +306,12 @@ def test_cli_export_and_missing_extra_message(tmp_path, capsys):
     assert (tmp_path / "l.csv").read_text().count("\n") == 2
     assert main(["export", "--labels", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "not found" in capsys.readouterr().err
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 50)
+    assert main(["export", "--labels", str(tmp_path / "junk.sqlite"), "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot export" in err and "Traceback" not in err
+    assert main(["export", "--labels", str(tmp_path / "l.sqlite"), "--out", str(tmp_path / "no" / "such" / "x.csv")]) == 2
+    assert "cannot export" in capsys.readouterr().err
 
 
 def test_images_in_cache_shards_are_found(tmp_path):

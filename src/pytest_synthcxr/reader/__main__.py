@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,11 @@ def _export(argv: Sequence[str]) -> int:
     if not args.labels.is_file():
         print(f"synthcxr reader: labels database not found: {args.labels}", file=sys.stderr)
         return 2
-    n = LabelStore(args.labels).export_csv(args.out)
+    try:
+        n = LabelStore(args.labels).export_csv(args.out)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"synthcxr reader: cannot export {args.labels} to {args.out}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
     print(f"synthcxr reader: {n} labels written to {args.out}")
     return 0
 
@@ -97,7 +102,11 @@ def prepare(args: argparse.Namespace) -> tuple[object, object]:
         )
     except (SpecError, ReferenceError, StudyError, ValueError) as exc:
         raise SystemExit(str(exc)) from None
-    return study, LabelStore(args.labels or args.cache_dir / LABELS_NAME)
+    labels = args.labels or args.cache_dir / LABELS_NAME
+    try:
+        return study, LabelStore(labels)
+    except (sqlite3.Error, OSError) as exc:
+        raise SystemExit(f"synthcxr reader: labels database {labels} is not usable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"labels in {store.path}",  # type: ignore[attr-defined]
         flush=True,
     )
-    print(f"synthcxr reader: open http://{args.host}:{port}/?token={token}", flush=True)
+    shown = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address needs brackets in a URL
+    print(f"synthcxr reader: open http://{shown}:{port}/?token={token}", flush=True)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -193,15 +193,16 @@ def build_study(
     if not candidates:
         raise StudyError(ERR_NO_IMAGES.format(root=cache_root))
     study = Study(Path(cache_root), tuple(questions), base_seed)
-    for c in candidates:
-        study._files[c.image_sha] = c.file
     chosen = stratified_sample(candidates, per_cell, base_seed)
     study.findings = [_image(c) for c in chosen]
+    # only the study's own images are served (not every cached image of the spec's cells)
+    study._files = {c.image_sha: c.file for c in chosen}
     if reference is not None and len(reference):
         half = max(1, min(versus_images // 2, len(reference), len(candidates)))
         rng = np.random.default_rng([base_seed, _int("real-synthetic")])
         unique = list({c.image_sha: c for c in candidates}.values())
         generated = [unique[i] for i in sorted(rng.choice(len(unique), size=min(half, len(unique)), replace=False))]
+        study._files.update((c.image_sha, c.file) for c in generated)
         size = _size(study, generated[0].image_sha)
         pixels = reference.images(size)
         picks = sorted(rng.choice(len(reference), size=half, replace=False))
