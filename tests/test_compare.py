@@ -219,3 +219,23 @@ def test_planted_faults_of_phantom_biased_appear_as_regressions_against_phantom(
     gap = items["compare[bias-tpr-gap-Effusion-sex*race-named]"]
     assert gap["verdict"] == "fail", gap
     assert gap["compare"]["candidate"]["estimate"] > gap["compare"]["released"]["estimate"]
+
+
+def test_a_reader_corrected_item_is_compared_on_its_judge_only_rate(tmp_path):
+    """Reader labels were read on the candidate's images only: the comparison item of a
+    verdict = "reader" item compares both models on the judge's rate, with the same cells."""
+    from pytest_synthcxr.checks import build_checks
+    from pytest_synthcxr.checks.compare import CompareCheck
+    from pytest_synthcxr.checks.reader import ReaderValidityCheck
+    from pytest_synthcxr.checks.validity import ValidityCheck
+    from pytest_synthcxr.reader.store import COLUMNS
+    from pytest_synthcxr.spec.schema import load_spec
+
+    (tmp_path / "labels.csv").write_text(",".join(COLUMNS) + "\n")
+    spec = tmp_path / "s.synthcxr.toml"
+    spec.write_text('findings = ["Effusion"]\n[[validity]]\nmin_sensitivity = 0.5\nmax_decline = 0.05\nverdict = "reader"\n[reader]\nlabels = "labels.csv"\n')
+    (check,) = [c for c in build_checks(load_spec(spec).spec) if c.metric == "sensitivity"]
+    assert isinstance(check, ReaderValidityCheck)
+    compare = CompareCheck.of(check)
+    assert type(compare.inner) is ValidityCheck and compare.inner.cells() == check.cells()
+    assert compare.nodename == "compare[validity-sensitivity-Effusion]" and compare.threshold == 0.05

@@ -90,3 +90,11 @@ def test_phantom_audit_corrected_by_simulated_readers(pytester, tmp_path):
     assert agreement["output"] == "Effusion" and len(agreement["rows"]) == 4
     assert sum(r["n"] for r in agreement["rows"]) == sum(r["tp"] + r["fn"] + r["tn"] + r["fp"] for r in agreement["rows"]) > 0
     assert "reader" not in json.loads((pytester.path / "judge.json").read_text())  # no [reader]: no key
+    # the same labels on another model's images (same cells and seeds): not a verdict, one line
+    third = pytester.runpytest(*args, "--synthcxr-model=phantom-fair", "--synthcxr-json=other.json")
+    third.assert_outcomes(failed=1)
+    text = third.stdout.str()
+    assert "is not the image model 'phantom-fair' draws there" in text and "run the reader study on this model's cache" in text
+    assert "Traceback" not in text and "raise " not in text
+    other = json.loads((pytester.path / "other.json").read_text())
+    assert not other["items"] and "validity[sensitivity-Effusion]" in other["errors"]

@@ -51,10 +51,13 @@ class CompareCheck(Check):
 
     @classmethod
     def of(cls, check: Check) -> "CompareCheck":
-        """The comparison item of `check` (which has a compare_margin)."""
+        """The comparison item of `check` (which has a compare_margin). A reader-corrected item is
+        compared on its judge-only rate: the labels were read on the candidate's images only."""
+        from .reader import without_reader
+
         return cls(
             name=f"{check.family}-{check.name}", samples=check.samples, threshold=float(check.compare_margin or 0.0),
-            direction="max", min_denominator=check.min_denominator, inner=check,
+            direction="max", min_denominator=check.min_denominator, inner=without_reader(check),
         )
 
     @property

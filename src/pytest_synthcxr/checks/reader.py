@@ -37,7 +37,7 @@ from ..stats.intervals import Estimate, IntervalKind
 from ..stats.ppi import stratified
 from ..sampling.pool import score_column
 from ..stats.intervals import absolute
-from .base import OPERATING_POINT, SPLIT_GROWTH, GroupRate, Measured, rows, sample_frame
+from .base import OPERATING_POINT, SPLIT_GROWTH, Check, GroupRate, Measured, rows, sample_frame
 from .bias import BiasCheck
 from .hallucination import HallucinationCheck
 from .validity import ValidityCheck
@@ -335,3 +335,28 @@ def with_reader(check: Any, labels: tuple[ReaderLabel, ...], lam: str) -> Any:
         return check
     values = {f.name: getattr(check, f.name) for f in fields(check) if f.init}
     return kind(**values, reader_labels=labels, reader_lam=lam)
+
+
+def without_reader(check: Any) -> Any:
+    """The judge-only item behind a reader-corrected one (others unchanged): a comparison with a
+    released model is judged on both models' images alike, and the labels were read on one
+    model's images only."""
+    from dataclasses import fields
+
+    if not hasattr(check, "reader_labels"):
+        return check
+    base = next(k for k in type(check).__mro__[1:] if isinstance(k, type) and issubclass(k, Check) and "reader_labels" not in getattr(k, "__dataclass_fields__", {}))
+    return base(**{f.name: getattr(check, f.name) for f in fields(base) if f.init})
+
+
+def mismatched_labels(labels: Sequence[ReaderLabel], cells: dict[str, Cell], stored: Any) -> ReaderLabel | None:
+    """The first label of a generated image whose (cell, seed) holds another image in this run's
+    cache (`stored(prompt, seed)` -> image hash or None): labels read on another model's (or another
+    seed's) images. None when every label that can be checked matches."""
+    for label in labels:
+        if label.kind != "generated" or label.seed is None or label.cell not in cells:
+            continue
+        sha = stored(cells[label.cell].prompt, int(label.seed))
+        if sha is not None and sha != label.image_sha:
+            return label
+    return None

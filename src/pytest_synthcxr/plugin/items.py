@@ -86,6 +86,10 @@ class AuditItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, AuditFailure):
             return str(excinfo.value)
+        from ..spec.schema import SpecError  # here, not at plugin import: only a failing item pays for it
+
+        if isinstance(excinfo.value, SpecError):  # e.g. reader labels of another model's images: its one line
+            return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

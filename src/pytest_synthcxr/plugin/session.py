@@ -121,6 +121,39 @@ class AuditSession:
                     object.__setattr__(check, "attribute_accuracy", tuple(sorted(accuracy.items())))
         return self._pool
 
+    def _reject_foreign_labels(self) -> None:
+        """Reader labels must have been read on this model's images. Once the items ran, every
+        label's (cell, seed) whose image the cache holds is checked: another image there (a study
+        of another model, or of another seed) turns every reader-corrected item into an error with
+        one line, instead of a verdict corrected by labels of other images. Needs the cache (without
+        one there is nothing to compare with)."""
+        readers = [c for c in self.checks if hasattr(c, "reader_labels") and c.nodename in self.results]
+        if not readers or self.cache is None or self._pool is None or self.__dict__.get("_labels_checked"):
+            return
+        self.__dict__["_labels_checked"] = True
+        from ..checks.reader import LabelsError, mismatched_labels
+        from ..sampling.cache import sample_key
+
+        fp = self._pool.generator.fingerprint
+        cells = {cell.key: cell for check in self.checks for cell in check.cells()}
+
+        def stored(prompt: str, seed: int) -> str | None:
+            key = sample_key(fp, prompt, seed)
+            entry = self.cache.lookup([key]).get(key)
+            return None if entry is None else entry.image_sha
+
+        wrong = mismatched_labels(readers[0].reader_labels, cells, stored)
+        if wrong is None:
+            return
+        error = LabelsError(
+            f"synthcxr: {self.loaded.display}: [reader] labels: image {wrong.image_sha[:12]} (cell {wrong.cell!r}, seed {wrong.seed}) "
+            f"is not the image model {self.options.model!r} draws there: the study was read on another model's (or seed's) "
+            "images; run the reader study on this model's cache"
+        )
+        for check in readers:
+            self.results.pop(check.nodename, None)
+            self.raised[check.nodename] = error
+
     def _store_images(self) -> bool | None:
         """The spec's cache_images as the pool takes it (None: the generator decides)."""
         return {"auto": None, "always": True, "never": False}[self.spec.cache_images]
@@ -213,6 +246,7 @@ class AuditSession:
                     on_error=self._on_error,
                 )
             )
+            self._reject_foreign_labels()
         if check.nodename in self.raised:
             raise self.raised[check.nodename]
         return self.results[check.nodename]
