@@ -307,8 +307,9 @@ def agreement_rows(values: Any, labels: Sequence[ReaderLabel], output: str, cell
         part = values[values["cell"].isin(keys)]
         pairs = [(v, truth[(k, int(s))][0]) for k, s, v in zip(part["cell"], part["seed"], part["value"]) if (k, int(s)) in truth]
         confusions[label] = confusion([p[0] > 0.5 for p in pairs], [p[1] >= 0.5 for p in pairs])
-    flags = {**subgroup_flags(confusions, alpha, "sensitivity")}
-    flagged_spec = subgroup_flags(confusions, alpha, "specificity")
+    # two families of flags (sensitivity, specificity): alpha / 2 each
+    flags = {**subgroup_flags(confusions, alpha / 2, "sensitivity")}
+    flagged_spec = subgroup_flags(confusions, alpha / 2, "specificity")
     rows = []
     for label, c in confusions.items():
         sens, spec, kappa = c.sensitivity(alpha), c.specificity(alpha), c.kappa(alpha)

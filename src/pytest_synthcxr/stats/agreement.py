@@ -150,7 +150,9 @@ def real_vs_synthetic(
 
 def subgroup_flags(confusions: dict[str, Confusion], alpha: float = 0.05, metric: Literal["sensitivity", "specificity"] = "sensitivity") -> dict[str, tuple[float, float]]:
     """Subgroups where the judge agrees with readers less than in the best subgroup: the Newcombe
-    interval of (best - this) at alpha / (k - 1) lies above 0. Returns {subgroup: interval}."""
+    interval of (best - this) lies above 0. The best subgroup is picked from the same data, so each
+    interval gets alpha / (k (k - 1) / 2), the level at which all pairwise intervals hold together
+    (a flag is then a false alarm with probability <= alpha). Returns {subgroup: interval}."""
     def counts(c: Confusion) -> tuple[int, int]:
         return (c.tp, c.tp + c.fn) if metric == "sensitivity" else (c.tn, c.tn + c.fp)
 
@@ -158,7 +160,7 @@ def subgroup_flags(confusions: dict[str, Confusion], alpha: float = 0.05, metric
     if len(usable) < 2:
         return {}
     best = max(usable, key=lambda g: usable[g][0] / usable[g][1])
-    level = alpha / (len(usable) - 1)
+    level = alpha / (len(usable) * (len(usable) - 1) / 2)
     flags = {}
     for g, (k, n) in usable.items():
         if g == best:
