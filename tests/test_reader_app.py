@@ -97,7 +97,9 @@ class Served:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
         h = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
         if cookie:
-            h["Cookie"] = f"synthcxr_reader={self.token}"
+            from pytest_synthcxr.reader.app import cookie_name
+
+            h["Cookie"] = f"{cookie_name(self.token)}={self.token}"
         data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
         conn.request(method, path, body=data, headers=h)
         response = conn.getresponse()
@@ -359,7 +361,7 @@ def test_the_command_serves_on_localhost_and_prints_the_token(tmp_path):
         opener = urllib.request.build_opener(NoRedirect, urllib.request.ProxyHandler({}))
         with pytest.raises(urllib.error.HTTPError) as redirect:
             opener.open(url.group(1), timeout=20)
-        assert redirect.value.code == 303 and "synthcxr_reader=" in redirect.value.headers["set-cookie"]
+        assert redirect.value.code == 303 and "synthcxr_reader_" in redirect.value.headers["set-cookie"]
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url.group(1).split("?")[0], timeout=20)
         assert refused.value.code == 403

@@ -31,6 +31,12 @@ from .store import FINDING_ANSWERS, TASKS, LabelStore, write_csv
 from .study import SHA, Study
 
 COOKIE = "synthcxr_reader"
+
+
+def cookie_name(token: str) -> str:
+    """The session cookie's name: one per session (cookies are per host, not per port, so two
+    studies served on one machine would otherwise overwrite each other's)."""
+    return f"{COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:10]}"
 READER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,40}$")
 TASK_TITLES = {"findings": "Findings", "real-synthetic": "Real or synthetic"}
 
@@ -46,6 +52,7 @@ def create_app(study: Study, store: LabelStore, *, token: str | None = None, hos
 
     token = token or secrets.token_urlsafe(24)
     csrf = csrf_token(token)
+    cookie_key = cookie_name(token)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.token = token
     store.register([*study.findings, *study.versus])
@@ -60,13 +67,13 @@ def create_app(study: Study, store: LabelStore, *, token: str | None = None, hos
         if host not in hosts:
             return refuse(403, "host not allowed")
         given = request.query_params.get("token")
-        cookie = request.cookies.get(COOKIE, "")
+        cookie = request.cookies.get(cookie_key, "")
         if not hmac.compare_digest(cookie.encode(), token.encode()):
             if given is not None and hmac.compare_digest(given.encode(), token.encode()) and request.method == "GET":
                 query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 target = request.url.path + (f"?{query}" if query else "")
                 response: Response = RedirectResponse(target, status_code=303)
-                response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+                response.set_cookie(cookie_key, token, httponly=True, samesite="strict", path="/")
                 return response
             return refuse(403, "a valid session token is required (open the URL printed when the server started)")
         if request.method not in ("GET", "HEAD"):
