@@ -227,3 +227,14 @@ def test_merge_refuses_a_damaged_source_without_touching_it_and_fills_missing_fi
         merge([bad], tmp_path / "c")
     assert (bad / "index.sqlite").read_bytes() == b"this is not a database" * 100  # untouched
     assert not list(bad.glob("index.sqlite.damaged-*"))
+
+
+def test_the_real_torchrun_launcher_runs_the_audit(audit_dir):
+    """`torchrun --standalone --nproc-per-node=2 -m pytest ...` as the docs say (torch's own
+    launcher, elastic agent included): rank 0's JSON equals a single-process run's, and the run's
+    exit code is the gate's (torchrun passes on rank 0's)."""
+    single = _single(audit_dir, "single.json", "--synthcxr-no-cache")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *_command(audit_dir, "dist.json", "--synthcxr-no-cache")[1:]]
+    done = subprocess.run(command, cwd=audit_dir, env=_env(audit_dir), capture_output=True, text=True, timeout=600)
+    assert (audit_dir / "dist.json").read_bytes() == (audit_dir / "single.json").read_bytes(), done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.returncode == single.returncode
