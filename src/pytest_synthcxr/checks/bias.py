@@ -175,26 +175,20 @@ class BiasCheck(Check):
         labels = [subgroup_label(g) if named else "plain prompt" for g, named in groups]
         return labels, [o for o, _, _ in got], [seeds for _, seeds, _ in got]
 
-    def contrasts(self, table: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int]]] | None:
-        """For comparing two models on the same seeds: each group's outcomes (samples x cells),
-        their seeds, and the (a, b) group pairs whose rate differences the statistic takes the
-        largest absolute value of (gap: every pair; deviation: each against the reference; prompt
-        effect: each named against the plain prompt). None where the statistic is not such a
-        maximum (ratio, relative deviation) or its groups are perceived (different images)."""
+    def contrast_pairs(self) -> list[tuple[int, int]] | None:
+        """For comparing two models on the same seeds: the (a, b) pairs of `group_outcomes` groups
+        whose rate differences the statistic takes the largest absolute value of (gap: every pair;
+        deviation: each against the reference; prompt effect: each named against the plain prompt).
+        None where the statistic is not such a maximum (ratio, relative deviation)."""
         if self.statistic == "ratio" or self.scale == "relative":
-            return None
-        got = self.group_outcomes(table)
-        if got is None:
             return None
         k = len(self.subgroups)
         if self.statistic == "prompt-effect":
-            pairs = [(j, k) for j in range(k)]
-        elif self.statistic == "gap":
-            pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
-        else:
-            ref = self.subgroups.index(self.reference) if self.reference in self.subgroups else 0
-            pairs = [(j, ref) for j in range(k) if j != ref]
-        return got[1], got[2], pairs
+            return [(j, k) for j in range(k)]
+        if self.statistic == "gap":
+            return [(a, b) for a in range(k) for b in range(a + 1, k)]
+        ref = self.subgroups.index(self.reference) if self.reference in self.subgroups else 0
+        return [(j, ref) for j in range(k) if j != ref]
 
     def _measure_raw(self, table: Any, alpha: float, interval: IntervalKind) -> Measured:
         if self.perceived:

@@ -15,7 +15,7 @@ lies at or below the margin, fails when it lies above, as every other item (same
   (alpha / 2), intersected. Valid at any n, so fixed sampling uses it too.
 - Paired for statistics that are a largest |r_a - r_b| over subgroup pairs (gaps, deviations,
   prompt effects): an upper bound from the per-seed changes of each subgroup between the models
-  (see `_paired_contrasts`), intersected with the unpaired range.
+  (see `CompareCheck._paired_contrasts`), intersected with the unpaired range.
 - Unpaired (ratios, relative deviations, perceived subgroups, AUROC, or images that do not share
   seeds): the two models' own intervals at alpha / 2 each, whose difference range holds with
   probability >= 1 - alpha.
@@ -88,8 +88,10 @@ class CompareCheck(Check):
             "candidate_estimate": ea.value, "candidate_low": ea.low, "candidate_high": ea.high,
             "released_estimate": eb.value, "released_low": eb.low, "released_high": eb.high,
         }  # fmt: skip
-        paired = self._paired(cand, rel, alpha / 2)
-        differences = self.differences(cand, rel, alpha, (a.groups, b.groups))
+        # both models' per-seed outcomes, aligned once (group by group, or image by image)
+        aligned, merged = self._aligned(cand, rel), self._merged(cand, rel)
+        paired = self._paired(aligned, merged, alpha / 2)
+        differences = self.differences(aligned, merged, alpha, (a.groups, b.groups))
         if paired is None:
             estimate = Estimate(value, low_u, high_u, ea.n + eb.n)
             detail += "; unpaired: the two models' intervals (alpha/2 each)"
@@ -102,11 +104,12 @@ class CompareCheck(Check):
             estimate, detail, denominator=pairs, denominator_what="same-seed image pairs", stats={"paired": 1.0, **both}, differences=differences,
         )
 
-    def differences(self, cand: Any, rel: Any, alpha: float, groups: tuple[Any, Any] = ((), ())) -> tuple[GroupDifference, ...]:
+    def differences(self, aligned: Any, merged: Any, alpha: float, groups: tuple[Any, Any] = ((), ())) -> tuple[GroupDifference, ...]:
         """Candidate minus released per subgroup, intervals simultaneous over the k subgroups
         (alpha / k each): paired on shared seeds where the item has per-group or per-image
-        outcomes, else unpaired from both models' per-group counts (`groups`: their GroupRates)."""
-        paired = self._group_streams(cand, rel)
+        outcomes (`aligned`, `merged`), else unpaired from both models' per-group counts
+        (`groups`: their GroupRates)."""
+        paired = self._group_streams(aligned, merged)
         if paired:
             k = len(paired)
             out = []
@@ -114,14 +117,22 @@ class CompareCheck(Check):
                 usable = np.isfinite(diff)
                 if not usable.any():
                     continue
-                # as the item's own interval: empirical Bernstein on per-index means, and the bound
-                # |difference| <= P(an index's pairs differ at all), alpha / 2k each
-                low, high = empirical_bernstein_cs(index_stream(diff), alpha / (2 * k), (-1.0, 1.0))
+                # as the item's own interval, at alpha / 2k each
                 differ = (np.nan_to_num(diff) != 0).any(axis=1)[usable.any(axis=1)]
-                _, bound = beta_binomial_cs(int(differ.sum()), int(differ.size), alpha / (2 * k), threshold_prior(self.threshold))
-                out.append(GroupDifference(label, float(np.nanmean(diff)), max(low, -bound), min(high, bound), int(usable.sum()), True))
+                low, high = self._bounded_cs(index_stream(diff), differ, alpha / k)
+                out.append(GroupDifference(label, float(np.nanmean(diff)), low, high, int(usable.sum()), True))
             return tuple(out)
         return _unpaired_differences(*groups, alpha)
+
+    def _bounded_cs(self, stream: np.ndarray, differ: np.ndarray, alpha: float) -> tuple[float, float]:
+        """A per-index stream of differences in [-1, 1]: its empirical-Bernstein confidence
+        sequence (alpha / 2), intersected with |difference| <= P(an index's images differ at all)
+        from a beta-binomial sequence on that indicator (alpha / 2; i.i.d. over indices, prior
+        centred on the margin), which is tight where the empirical-Bernstein one is slowest: when
+        the models rarely disagree."""
+        low, high = empirical_bernstein_cs(stream, alpha / 2, (-1.0, 1.0))
+        _, bound = beta_binomial_cs(int(differ.sum()), int(differ.size), alpha / 2, threshold_prior(self.threshold))
+        return max(low, -bound), min(high, bound)
 
     def label_cells(self, label: str) -> list[Cell]:
         """The item's cells behind one subgroup label of `differences`."""
@@ -147,20 +158,27 @@ class CompareCheck(Check):
         order = [j for j in np.argsort(-change, kind="stable")[:count] if change[j] > 0]  # changed, the worse way
         return [(str(merged["cell"].iloc[j]), int(merged["i"].iloc[j]), int(merged["seed_c"].iloc[j]), float(change[j])) for j in order]
 
-    def _group_streams(self, cand: Any, rel: Any) -> list[tuple[str, np.ndarray]]:
+    def _aligned(self, cand: Any, rel: Any) -> tuple[list[str], list[np.ndarray], list[np.ndarray]] | None:
+        """Items compared group by group (bias): each group's label, the candidate's outcomes
+        (samples x cells) and the per-seed differences candidate minus released, on the samples
+        both have; None when the item has no such groups or the models' images do not share seeds."""
+        outcomes = getattr(self.inner, "group_outcomes", None)
+        if outcomes is None:
+            return None
+        c, r = outcomes(cand), outcomes(rel)
+        if c is None or r is None:
+            return None
+        (labels, oc, sc), (_, orr, sr) = c, r
+        n = min(min(len(o) for o in oc), min(len(o) for o in orr))
+        if n == 0 or not all(np.array_equal(a[:n], b[:n]) for a, b in zip(sc, sr)):
+            return None
+        return labels, [o[:n] for o in oc], [a[:n] - b[:n] for a, b in zip(oc, orr)]
+
+    def _group_streams(self, aligned: Any, merged: Any) -> list[tuple[str, np.ndarray]]:
         """(label, per-seed differences as samples x cells, NaN where unusable) per subgroup, or []
         when the two models' images do not pair."""
-        outcomes = getattr(self.inner, "group_outcomes", None)
-        if outcomes is not None:
-            c, r = outcomes(cand), outcomes(rel)
-            if c is None or r is None:
-                return []
-            (labels, oc, sc), (_, orr, sr) = c, r
-            n = min(min(len(o) for o in oc), min(len(o) for o in orr))
-            if n == 0 or not all(np.array_equal(a[:n], b[:n]) for a, b in zip(sc, sr)):
-                return []
-            return [(lab, a[:n] - b[:n]) for lab, a, b in zip(labels, oc, orr)]
-        merged = self._merged(cand, rel)
+        if hasattr(self.inner, "group_outcomes"):
+            return [] if aligned is None else list(zip(aligned[0], aligned[2]))
         if merged is None:
             return []
         merged = merged.assign(d=merged["value_c"] - merged["value_r"])
@@ -190,47 +208,35 @@ class CompareCheck(Check):
             return None
         return merged
 
-    def _paired(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
+    def _paired(self, aligned: Any, merged: Any, alpha: float) -> tuple[float, float, int] | None:
         """The worse-direction difference's confidence sequence on per-seed pairs, or None when the
         item has no per-image value or the two models' images do not share seeds."""
-        if hasattr(self.inner, "contrasts"):
-            return self._paired_contrasts(cand, rel, alpha)
-        merged = self._merged(cand, rel)
+        if hasattr(self.inner, "group_outcomes"):
+            return self._paired_contrasts(aligned, alpha)
         if merged is None:
             return None
         diff = self._sign() * (merged["value_c"].to_numpy() - merged["value_r"].to_numpy())
         by_index = merged.assign(d=diff, any=diff != 0).groupby("i", sort=True)
-        stream = by_index["d"].mean().to_numpy()
-        low, high = empirical_bernstein_cs(stream, alpha / 2, (-1.0, 1.0))
-        # |difference| <= P(the two models' images of an index differ at all): a beta-binomial
-        # sequence on that indicator (i.i.d. over indices, prior centred on the margin) is tight
-        # where the empirical-Bernstein one is slowest, when the models rarely disagree
-        differ = by_index["any"].any().to_numpy()
-        _, bound = beta_binomial_cs(int(differ.sum()), int(differ.size), alpha / 2, threshold_prior(self.threshold))
-        return max(low, -bound), min(high, bound), int(len(merged))
+        low, high = self._bounded_cs(by_index["d"].mean().to_numpy(), by_index["any"].any().to_numpy(), alpha)
+        return low, high, int(len(merged))
 
-    def _paired_contrasts(self, cand: Any, rel: Any, alpha: float) -> tuple[float, float, int] | None:
+    def _paired_contrasts(self, aligned: Any, alpha: float) -> tuple[float, float, int] | None:
         """A statistic that is the largest |r_a - r_b| over group pairs (gap, deviation, prompt
         effect) changes between the models by at most max |D_a - D_b|, D_g the per-seed difference
         of group g's outcome between candidate and released (triangle inequality); each group pair's
         stream of per-index means of D_a - D_b (in [-2, 2]) gets an empirical-Bernstein sequence
         at alpha / pairs. This bounds the regression from above (what a pass needs); from below
         the unpaired range stays."""
-        c, r = self.inner.contrasts(cand), self.inner.contrasts(rel)
-        if c is None or r is None:
-            return None
-        (oc, sc, pairs), (orr, sr, _) = c, r
-        n = min(min(len(o) for o in oc), min(len(o) for o in orr))
-        if n == 0 or not all(np.array_equal(a[:n], b[:n]) for a, b in zip(sc, sr)):
-            return None  # the two models' images do not share seeds
-        delta = [a[:n] - b[:n] for a, b in zip(oc, orr)]
+        pairs = self.inner.contrast_pairs()
+        if pairs is None or aligned is None:
+            return None  # not such a maximum, or the two models' images do not share seeds
+        _, outcomes, delta = aligned
         upper = 0.0
         for a, b in pairs:
             low, high = empirical_bernstein_cs(index_stream(delta[a] - delta[b]), alpha / len(pairs), (-2.0, 2.0))
             upper = max(upper, abs(low), abs(high))
-        images = int(sum(np.isfinite(o[:n]).sum() for o in oc))
+        images = int(sum(np.isfinite(o).sum() for o in outcomes))
         return -float("inf"), upper, images
-
 
 def _cell_label(cell: Cell) -> str:
     label = subgroup_label(cell.subgroup)
