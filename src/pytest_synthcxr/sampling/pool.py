@@ -154,10 +154,18 @@ class SamplePool:
         return scores
 
     def _draw(self, batch: Sequence[_Todo]) -> np.ndarray:
+        return self._generate([e.cell.prompt for e, _ in batch], [self._seed(t) for t in batch])
+
+    def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         t0 = time.perf_counter()
-        images = self.generator.generate([e.cell.prompt for e, _ in batch], [self._seed(t) for t in batch])
+        images = self.generator.generate(prompts, seeds)
         self.stats.generation_seconds += time.perf_counter() - t0
         return images
+
+    def _store(self, rows: Sequence[tuple[str, str, int]], images: np.ndarray, bad: np.ndarray, scores: np.ndarray) -> None:
+        """Write new samples (key, prompt, seed) and the valid ones' scores to the cache."""
+        entries = self.cache.put_samples(self.generator.fingerprint, rows, images, list(~bad), store=self.store_images)
+        self.cache.put_scores(self.judge.fingerprint, list(self.judge.outputs), [e.image_sha for e in entries if e.valid], scores[~bad])
 
     def _make(self, batch: Sequence[_Todo], done: dict[tuple[str, int], _Done]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Generate and judge new samples; returns (images, invalid mask, scores)."""
@@ -207,18 +215,14 @@ class SamplePool:
         for start in range(0, len(indices), self.batch_size):
             part = list(indices[start : start + self.batch_size])
             prompts, seeds = [work[j][0] for j in part], [int(work[j][1]) for j in part]
-            t0 = time.perf_counter()
-            images = self.generator.generate(prompts, seeds)
-            self.stats.generation_seconds += time.perf_counter() - t0
+            images = self._generate(prompts, seeds)
             bad = invalid_mask(images)
             scores = self._judge(images, bad)
             if self.cache is not None:
                 from .cache import sample_key
 
                 fp = self.generator.fingerprint
-                rows = [(sample_key(fp, p, s), p, s) for p, s in zip(prompts, seeds)]
-                entries = self.cache.put_samples(fp, rows, images, list(~bad), store=self.store_images)
-                self.cache.put_scores(self.judge.fingerprint, list(self.judge.outputs), [e.image_sha for e in entries if e.valid], scores[~bad])
+                self._store([(sample_key(fp, p, s), p, s) for p, s in zip(prompts, seeds)], images, bad, scores)
             for k, j in enumerate(part):
                 thumb = _thumbnail(images[k], self.thumbnail_size) if work[j][2] else None
                 out.append((j, bool(not bad[k]), scores[k], thumb))
@@ -263,9 +267,7 @@ class SamplePool:
                 progressed = True
                 try:
                     images, bad, scores = self._make(ours, done)
-                    rows = [(key(t), t[0].cell.prompt, self._seed(t)) for t in ours]
-                    entries = cache.put_samples(gen_fp, rows, images, list(~bad), store=self.store_images)
-                    cache.put_scores(judge_fp, outputs, [e.image_sha for e in entries if e.valid], scores[~bad])
+                    self._store([(key(t), t[0].cell.prompt, self._seed(t)) for t in ours], images, bad, scores)
                 except BaseException:
                     cache.release([key(t) for t in ours])
                     raise
