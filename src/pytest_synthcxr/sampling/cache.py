@@ -156,7 +156,7 @@ class SampleCache:
         shards = []
         for index in sorted((self.top / "shards").glob("*/index.sqlite")):
             try:
-                db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0, isolation_level=None)
+                db = open_read_only(index)
                 db.execute("SELECT 1 FROM samples LIMIT 1").fetchall()
             except sqlite3.Error as exc:  # a broken shard is left out with one line; the rest is read
                 if self.warn is not None:
@@ -169,6 +169,10 @@ class SampleCache:
     def shards(self) -> list[str]:
         """Names of the shards this cache reads besides its own index."""
         return [prefix.split("/")[1] for prefix, _ in self._shards]
+
+    def _indexes(self) -> list[tuple[str, sqlite3.Connection]]:
+        """(file prefix, index) of this cache's own index, then of every shard it reads."""
+        return [("", self._db), *self._shards]
 
     def _open(self, lock_timeout: float) -> None:
         db = sqlite3.connect(self.root / "index.sqlite", timeout=lock_timeout, isolation_level=None)
@@ -225,7 +229,7 @@ class SampleCache:
         """Cached entries of these keys: this index first, then the shards' (their files named
         relative to this folder, so load_image reads them where they are)."""
         found: dict[str, Entry] = {}
-        for prefix, db in [("", self._db), *self._shards]:
+        for prefix, db in self._indexes():
             # a shard row dropped this run (its file was corrupt) is read-only: skip it, so the
             # sample is a miss and is drawn again into this index
             wanted = [k for k in keys if k not in found and not (prefix and k in self._dropped)]
@@ -310,7 +314,7 @@ class SampleCache:
         names = "\t".join(outputs)
         found: dict[str, np.ndarray] = {}
         wanted = list(dict.fromkeys(shas))
-        for db in [self._db, *(db for _, db in self._shards)]:
+        for _, db in self._indexes():
             for chunk in _chunks([s for s in wanted if s not in found]):
                 rows = db.execute(
                     f"SELECT image_sha, outputs, scores FROM scores WHERE judge = ? AND image_sha IN ({','.join('?' * len(chunk))})",
@@ -384,7 +388,7 @@ class SampleCache:
     def counts(self) -> dict[str, int]:
         """Rows of this index and of the shards it reads (a sample in two shards counts twice)."""
         out = {"samples": 0, "images": 0, "scores": 0}
-        for db in [self._db, *(db for _, db in self._shards)]:
+        for _, db in self._indexes():
             samples = db.execute("SELECT COUNT(*), COUNT(file) FROM samples").fetchone()
             out["samples"] += samples[0]
             out["images"] += samples[1]
@@ -393,13 +397,13 @@ class SampleCache:
 
     def rows(self) -> Iterable[tuple[Any, ...]]:
         """Every sample row of this index and of its shards (files relative to this folder)."""
-        for prefix, db in [("", self._db), *self._shards]:
+        for prefix, db in self._indexes():
             for key, generator, prompt, seed, sha, valid, rel, created in db.execute("SELECT * FROM samples"):
                 yield key, generator, prompt, seed, sha, valid, None if rel is None else prefix + rel, created
 
     def score_rows(self) -> Iterable[tuple[Any, ...]]:
         """Every score row of this index and of its shards."""
-        for db in [self._db, *(db for _, db in self._shards)]:
+        for _, db in self._indexes():
             yield from db.execute("SELECT judge, image_sha, outputs, scores FROM scores")
 
     def verify(self) -> list[str]:
@@ -428,6 +432,11 @@ class _Transaction:
     def __exit__(self, kind: object, *_: object) -> None:
         if self.outermost:
             self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def open_read_only(index: Path) -> sqlite3.Connection:
+    """An index opened for reading only (a shard, a merge source): never written, never rebuilt."""
+    return sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0, isolation_level=None)
 
 
 def _locked(exc: BaseException) -> bool:

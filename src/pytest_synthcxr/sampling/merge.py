@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import CacheError, SampleCache
+from .cache import CacheError, SampleCache, open_read_only
 
 
 @dataclass
@@ -56,7 +56,7 @@ def merge(sources: list[Path], into: Path) -> MergeStats:
 def _unreadable(index: Path) -> str | None:
     """Why the index cannot be read as a cache index (read-only check), or None."""
     try:
-        db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True)
+        db = open_read_only(index)
         try:
             check = db.execute("PRAGMA quick_check").fetchone()
             db.execute("SELECT key FROM samples LIMIT 1").fetchall()
@@ -77,18 +77,15 @@ def _merge_one(cache: SampleCache, target: SampleCache, stats: MergeStats) -> No
                 continue
             stats.present += 1
             if have[1] is None and rel is not None:  # the target knew the sample but had no file: add it
-                image = cache._intact(rel, sha)
-                if image is not None:
+                copied = _copy_image(cache, target, rel, sha)
+                if copied is not None:
                     with target._transaction():
-                        db.execute("UPDATE samples SET file = ? WHERE key = ?", (target._write_image(sha, image), key))
+                        db.execute("UPDATE samples SET file = ? WHERE key = ?", (copied, key))
             continue
-        new_rel = None
-        if rel is not None:
-            image = cache._intact(rel, sha)
-            if image is None:
-                stats.corrupt += 1
-                continue
-            new_rel = target._write_image(sha, image)
+        new_rel = None if rel is None else _copy_image(cache, target, rel, sha)
+        if rel is not None and new_rel is None:
+            stats.corrupt += 1
+            continue
         with target._transaction():
             db.execute("INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, generator, prompt, seed, sha, valid, new_rel, created))
         stats.copied += 1
@@ -97,6 +94,13 @@ def _merge_one(cache: SampleCache, target: SampleCache, stats: MergeStats) -> No
         before = db.total_changes
         db.executemany("INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?)", rows)
         stats.scores += db.total_changes - before
+
+
+def _copy_image(cache: SampleCache, target: SampleCache, rel: str, sha: str) -> str | None:
+    """The image file `rel` of `cache` written into `target` (its new relative path), or None when
+    the file does not match its hash."""
+    image = cache._intact(rel, sha)
+    return None if image is None else target._write_image(sha, image)
 
 
 def main(argv: list[str] | None = None) -> int:
