@@ -37,7 +37,7 @@ import numpy as np
 from ..sampling.cells import Cell, subgroup_label
 from ..sampling.pool import score_column
 from ..stats.confseq import empirical_bernstein_cs
-from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, intersect, threshold_prior
+from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, intersect, newcombe, threshold_prior
 from ..stats.paired_groups import index_stream
 from .base import ANYTIME_GROWTH, Check, GroupDifference, Measured
 
@@ -245,14 +245,12 @@ def _cell_label(cell: Cell) -> str:
 
 def _unpaired_differences(cand: Any, rel: Any, alpha: float) -> tuple[GroupDifference, ...]:
     """Newcombe's hybrid-score interval for two independent proportions per subgroup (alpha / k)."""
-    from statsmodels.stats.proportion import confint_proportions_2indep
-
     released = {g.label: g for g in rel}
     both = [(g, released[g.label]) for g in cand if g.label in released and g.n and released[g.label].n]
     out = []
     for a, b in both:
-        low, high = confint_proportions_2indep(a.count, a.n, b.count, b.n, method="newcomb", alpha=alpha / len(both))
-        out.append(GroupDifference(a.label, a.value - b.value, float(low), float(high), a.n + b.n, False))
+        low, high = newcombe(a.count, a.n, b.count, b.n, alpha / len(both))
+        out.append(GroupDifference(a.label, a.value - b.value, low, high, a.n + b.n, False))
     return tuple(out)
 
 

@@ -114,7 +114,6 @@ class AuditSession:
 
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             self._pool = self._new_pool(self._store_images())
-            self._pool.ranks, self._pool.rank_tag = self.ranks, (self.loaded.display, "candidate")
             accuracy = attribute_accuracy(self._judge)
             for check in self.checks:  # perceived-subgroup items show the attribute judge's own accuracy
                 if getattr(check, "perceived", False) and accuracy:
@@ -158,12 +157,14 @@ class AuditSession:
         """The spec's cache_images as the pool takes it (None: the generator decides)."""
         return {"auto": None, "always": True, "never": False}[self.spec.cache_images]
 
-    def _new_pool(self, store: bool | None, generator: Any = None) -> Any:
+    def _new_pool(self, store: bool | None, generator: Any = None, which: str = "candidate") -> Any:
+        """A pool of the candidate's generator (or `generator`, the released model's); in a
+        distributed audit it spreads its samples over the ranks, named to them by `which`."""
         from ..models.generators.diffusers import GeneratorError
         from ..sampling.pool import SamplePool
 
         try:
-            return SamplePool(
+            pool = SamplePool(
                 self._generator if generator is None else generator,
                 self._judge,
                 self.options.seed,
@@ -178,6 +179,8 @@ class AuditSession:
             import pytest
 
             pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        pool.ranks, pool.rank_tag = self.ranks, (self.loaded.display, which)
+        return pool
 
     @property
     def cache(self) -> Any:
@@ -332,8 +335,7 @@ class AuditSession:
                 pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
             if generator.fingerprint == pool.generator.fingerprint and self.log:
                 self.log(f"synthcxr: warning: --synthcxr-baseline-model {o.baseline_model} is the candidate itself (same fingerprint): every comparison is 0")
-            self._released_pool = self._new_pool(self._store_images(), generator)
-            self._released_pool.ranks, self._released_pool.rank_tag = self.ranks, (self.loaded.display, "released")
+            self._released_pool = self._new_pool(self._store_images(), generator, "released")
         return self._released_pool
 
     def _table(self, check: Check, n: int) -> Any:
