@@ -297,6 +297,14 @@ def sample_frame(selected: Any, values: np.ndarray) -> Any:
     })
 
 
+def cells_by_label(cells: Iterable[Cell], label: Any = None) -> dict[str, list[str]]:
+    """Cell keys grouped by a label of each cell (default: its subgroup's), in first-seen order."""
+    out: dict[str, list[str]] = {}
+    for cell in cells:
+        out.setdefault(label(cell) if label is not None else subgroup_label(cell.subgroup), []).append(cell.key)
+    return out
+
+
 def cell_rows(table: Any, cell: Cell) -> Any:
     """Every row of one cell (invalid images too), in sample-index order."""
     selected = table[table["cell"] == cell.key]

@@ -39,7 +39,7 @@ from ..sampling.pool import score_column
 from ..stats.confseq import empirical_bernstein_cs
 from ..stats.intervals import Estimate, IntervalKind, beta_binomial_cs, intersect, newcombe, threshold_prior
 from ..stats.paired_groups import index_stream
-from .base import ANYTIME_GROWTH, Check, GroupDifference, Measured
+from .base import ANYTIME_GROWTH, Check, GroupDifference, Measured, cells_by_label
 
 CANDIDATE, RELEASED = "candidate", "released"
 
@@ -182,11 +182,8 @@ class CompareCheck(Check):
         if merged is None:
             return []
         merged = merged.assign(d=merged["value_c"] - merged["value_r"])
-        by_label: dict[str, list[str]] = {}
-        for cell in self.inner.cells():
-            by_label.setdefault(_cell_label(cell), []).append(cell.key)
         out = []
-        for lab, keys in by_label.items():
+        for lab, keys in cells_by_label(self.inner.cells(), _cell_label).items():
             part = merged[merged["cell"].isin(keys)]
             if not part.empty:
                 out.append((lab, part.pivot_table(index="i", columns="cell", values="d", aggfunc="first").to_numpy(dtype=float)))

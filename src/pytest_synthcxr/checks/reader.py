@@ -37,7 +37,7 @@ from ..stats.intervals import Estimate, IntervalKind
 from ..stats.ppi import stratified
 from ..sampling.pool import score_column
 from ..stats.intervals import absolute
-from .base import OPERATING_POINT, SPLIT_GROWTH, Check, GroupRate, Measured, rows, sample_frame
+from .base import OPERATING_POINT, SPLIT_GROWTH, Check, GroupRate, Measured, cells_by_label, rows, sample_frame
 from .bias import BiasCheck
 from .hallucination import HallucinationCheck
 from .validity import ValidityCheck
@@ -167,6 +167,10 @@ class ReaderCorrected:
     reader_labels: tuple[ReaderLabel, ...]
     reader_lam: str
 
+    @property
+    def quantity(self) -> str:
+        return f"reader-corrected {super().quantity}"  # type: ignore[misc]
+
     def _output(self) -> str:
         return getattr(self, "finding", "") or getattr(self, "probe", "")
 
@@ -190,9 +194,7 @@ class ReaderCorrected:
         truth = reader_truth(self.reader_labels, self._output())
         cells = self._judge_cells()
         whole = rectify(values, truth, [c.key for c in cells], level, self.reader_lam)
-        by_group: dict[str, list[str]] = {}
-        for c in cells:
-            by_group.setdefault(subgroup_label(c.subgroup), []).append(c.key)
+        by_group = cells_by_label(cells)
         groups, stats = [], {
             "judge_only": judge.estimate.value, "judge_only_low": judge.estimate.low, "judge_only_high": judge.estimate.high,
             "reader_labelled": float(whole.labelled),
@@ -214,19 +216,11 @@ class ReaderValidityCheck(ReaderCorrected, ValidityCheck):
     reader_labels: tuple[ReaderLabel, ...] = field(default=(), compare=False, repr=False)
     reader_lam: str = "classic"
 
-    @property
-    def quantity(self) -> str:
-        return f"reader-corrected {ValidityCheck.quantity.fget(self)}"  # type: ignore[attr-defined]
-
 
 @dataclass(frozen=True)
 class ReaderHallucinationCheck(ReaderCorrected, HallucinationCheck):
     reader_labels: tuple[ReaderLabel, ...] = field(default=(), compare=False, repr=False)
     reader_lam: str = "classic"
-
-    @property
-    def quantity(self) -> str:
-        return f"reader-corrected {HallucinationCheck.quantity.fget(self)}"  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -299,9 +293,7 @@ def agreement_rows(values: Any, labels: Sequence[ReaderLabel], output: str, cell
     Cohen's kappa with intervals on the reader-labelled images, and whether the subgroup's
     sensitivity or specificity is significantly below the best subgroup's (flagged)."""
     truth = reader_truth(labels, output)
-    by_group: dict[str, list[str]] = {}
-    for c in cells:
-        by_group.setdefault(subgroup_label(c.subgroup), []).append(c.key)
+    by_group = cells_by_label(cells)
     confusions = {}
     for label, keys in by_group.items():
         part = values[values["cell"].isin(keys)]
